@@ -1,0 +1,273 @@
+package chunk
+
+import (
+	"cmp"
+	"fmt"
+	"hash/crc32"
+	"slices"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/ledgerlog/ledgerlog/internal/model"
+	"github.com/ledgerlog/ledgerlog/internal/storage/iter"
+)
+
+// Builder collects the entries of one stream into pages and encodes them
+// as a chunk. It is not safe for concurrent use: one goroutine appends (the
+// caller serialises Append, Meta, Snapshot and Encode), while Snapshots taken
+// from it may be read concurrently by any number of goroutines.
+//
+// Entries are kept in an open page in arrival order. When the open page's
+// line and metadata bytes reach the page size it is sorted by timestamp
+// (stable) and compressed into a sealed page. Sealed page bytes are never
+// modified and the open page's backing array is never written below the
+// length a Snapshot captured, which is what makes Snapshots safe without
+// copying.
+type Builder struct {
+	enc      Encoding
+	level    zstd.EncoderLevel
+	pageSize int
+	err      error // sticky; reported by Encode
+
+	body  []byte    // header and sealed pages; written bytes never change
+	pages []pageRef // sealed pages; data points into body
+	meta  Meta      // of the sealed pages (CompressedBytes unused)
+
+	open       []model.Entry // arrival order
+	openRaw    int
+	openMin    int64
+	openMax    int64
+	openSorted bool
+
+	newest    model.Entry // newest sealed entry, for duplicate detection
+	hasNewest bool
+
+	w       pageWriter
+	payload []byte // scratch for one page payload
+}
+
+// NewBuilder returns a builder that compresses pages with enc and seals a
+// page when its entries hold pageSize bytes of lines and metadata. A
+// pageSize <= 0 selects DefaultPageSize; sizes above MaxPageSize are capped.
+// An unknown enc makes every Append fail and Encode return an error wrapping
+// ErrUnsupportedFeature (validate configuration with ParseEncoding).
+func NewBuilder(enc Encoding, pageSize int) *Builder {
+	return newBuilder(enc, pageSize, zstdLevel)
+}
+
+func newBuilder(enc Encoding, pageSize int, level zstd.EncoderLevel) *Builder {
+	if pageSize <= 0 {
+		pageSize = DefaultPageSize
+	}
+	pageSize = min(pageSize, MaxPageSize)
+	b := &Builder{enc: enc, level: level, pageSize: pageSize, openSorted: true}
+	if !enc.valid() {
+		b.err = fmt.Errorf("chunk encoding %d: %w", uint8(enc), ErrUnsupportedFeature)
+	}
+	b.body = appendHeader(make([]byte, 0, 4096), enc, 0)
+	return b
+}
+
+// Append adds an entry. Entries may arrive in any timestamp order. It
+// returns false and stores nothing if an entry with the same timestamp and
+// line is already in the open page or is the newest sealed entry (exact
+// duplicates are dropped silently, as in Loki), or if the builder was
+// created with an unknown encoding. Append keeps e.Line and e.Metadata
+// (strings are immutable; they must not alias a reused buffer). When the
+// open page reaches the page size it is sealed, which sorts and compresses
+// it.
+func (b *Builder) Append(e model.Entry) bool {
+	if b.err != nil {
+		return false
+	}
+	if b.hasNewest && e.Timestamp == b.newest.Timestamp && e.Line == b.newest.Line {
+		return false
+	}
+	if len(b.open) > 0 && e.Timestamp <= b.openMax {
+		// Not in order: the entry may duplicate one in the open page.
+		for i := len(b.open) - 1; i >= 0; i-- {
+			if b.open[i].Timestamp == e.Timestamp && b.open[i].Line == e.Line {
+				return false
+			}
+		}
+	}
+	if len(b.open) == 0 {
+		b.openMin, b.openMax, b.openSorted = e.Timestamp, e.Timestamp, true
+	} else {
+		if e.Timestamp < b.openMax {
+			b.openSorted = false
+		}
+		b.openMin = min(b.openMin, e.Timestamp)
+		b.openMax = max(b.openMax, e.Timestamp)
+	}
+	// append never writes below len(b.open), so snapshots stay intact.
+	b.open = append(b.open, e)
+	b.openRaw += len(e.Line) + metadataBytes(e.Metadata)
+	if b.openRaw >= b.pageSize {
+		b.seal()
+	}
+	return true
+}
+
+func metadataBytes(ls model.Labels) int {
+	if ls.IsEmpty() {
+		return 0
+	}
+	n := 0
+	ls.Range(func(l labels.Label) { n += len(l.Name) + len(l.Value) })
+	return n
+}
+
+// seal sorts and compresses the open page and starts a new one.
+func (b *Builder) seal() {
+	if len(b.open) == 0 || b.err != nil {
+		return
+	}
+	es := b.open
+	if !b.openSorted {
+		// Sort a copy: snapshots may still read the open page in arrival order.
+		es = slices.Clone(es)
+		slices.SortStableFunc(es, func(x, y model.Entry) int { return cmp.Compare(x.Timestamp, y.Timestamp) })
+	}
+	var raw int
+	b.payload, raw = b.w.appendPayload(b.payload[:0], es)
+	if len(b.payload) > maxPayloadSize {
+		b.err = fmt.Errorf("seal page %d: payload of %d bytes exceeds %d", len(b.pages), len(b.payload), maxPayloadSize)
+		return
+	}
+	off := len(b.body)
+	body, err := compress(b.enc, b.level, b.body, b.payload)
+	if err != nil {
+		b.err = fmt.Errorf("seal page %d: %w", len(b.pages), err)
+		return
+	}
+	b.body = body
+	data := b.body[off:len(b.body):len(b.body)]
+	p := pageRef{
+		data:        data,
+		offset:      int64(off),
+		minT:        es[0].Timestamp,
+		maxT:        es[len(es)-1].Timestamp,
+		entries:     len(es),
+		payloadSize: len(b.payload),
+		rawBytes:    raw,
+		crc:         crc32.Checksum(data, castagnoli),
+	}
+	if len(b.pages) == 0 || p.minT < b.meta.MinTime {
+		b.meta.MinTime = p.minT
+	}
+	if len(b.pages) == 0 || p.maxT > b.meta.MaxTime {
+		b.meta.MaxTime = p.maxT
+	}
+	b.meta.Entries += p.entries
+	b.meta.UncompressedBytes += p.rawBytes
+	b.pages = append(b.pages, p)
+	if last := es[len(es)-1]; !b.hasNewest || last.Timestamp >= b.newest.Timestamp {
+		b.newest, b.hasNewest = last, true
+	}
+	// A fresh array: the old one may be referenced by snapshots.
+	b.open = make([]model.Entry, 0, len(es))
+	b.openRaw = 0
+	b.openSorted = true
+}
+
+// Meta summarises everything appended so far. CompressedBytes counts the
+// sealed pages plus an estimate for the open page (its raw size divided by
+// the compression ratio of the sealed pages, or by a typical ratio of the
+// encoding before the first page is sealed) and the table.
+func (b *Builder) Meta() Meta {
+	m := b.meta
+	if len(b.open) > 0 {
+		if len(b.pages) == 0 || b.openMin < m.MinTime {
+			m.MinTime = b.openMin
+		}
+		if len(b.pages) == 0 || b.openMax > m.MaxTime {
+			m.MaxTime = b.openMax
+		}
+		m.Entries += len(b.open)
+		m.UncompressedBytes += b.openRaw
+	}
+	m.CompressedBytes = len(b.body) + b.openEstimate() + footerSize + 2 + 24*len(b.pages)
+	return m
+}
+
+func (b *Builder) openEstimate() int {
+	if b.openRaw == 0 {
+		return 0
+	}
+	stored := len(b.body) - headerSize
+	if b.meta.UncompressedBytes > 0 && stored > 0 {
+		return int(int64(b.openRaw) * int64(stored) / int64(b.meta.UncompressedBytes))
+	}
+	return b.openRaw / typicalRatio[b.enc%Encoding(len(typicalRatio))]
+}
+
+// typicalRatio is the compression ratio measured on JSON application logs
+// (BenchmarkEncode), used to estimate an open page's compressed size.
+var typicalRatio = [...]int{EncNone: 1, EncGZIP: 7, EncSnappy: 4, EncLZ4: 4, EncZstd: 8}
+
+// Encode seals the open page and returns the complete chunk, which the
+// caller owns, and its Meta. The builder stays usable: later Appends go to
+// new pages and a later Encode returns a chunk holding all entries.
+func (b *Builder) Encode() ([]byte, Meta, error) {
+	b.seal()
+	if b.err != nil {
+		return nil, Meta{}, b.err
+	}
+	out := make([]byte, len(b.body), len(b.body)+footerSize+2+24*len(b.pages))
+	copy(out, b.body)
+	out = appendTableAndFooter(out, b.pages)
+	m := b.meta
+	m.CompressedBytes = len(out)
+	return out, m, nil
+}
+
+// Snapshot is an immutable view of a Builder's entries at the time it was
+// taken. It stays valid and unchanged while the Builder receives more
+// entries, and is safe for concurrent use.
+type Snapshot struct {
+	enc        Encoding
+	pages      []pageRef
+	open       []model.Entry // arrival order
+	openMin    int64
+	openMax    int64
+	openSorted bool
+	meta       Meta
+}
+
+// Snapshot captures everything appended so far. It copies no line data:
+// sealed pages are shared and the open page is captured by slice header.
+func (b *Builder) Snapshot() *Snapshot {
+	return &Snapshot{
+		enc:        b.enc,
+		pages:      b.pages[:len(b.pages):len(b.pages)],
+		open:       b.open[:len(b.open):len(b.open)],
+		openMin:    b.openMin,
+		openMax:    b.openMax,
+		openSorted: b.openSorted,
+		meta:       b.Meta(),
+	}
+}
+
+// Meta returns the Builder's Meta at the time of the snapshot.
+func (s *Snapshot) Meta() Meta { return s.meta }
+
+// Iterator returns the snapshot's entries with r.Min <= ts < r.Max that pass
+// f, in dir order (see Chunk.Iterator). Lines of sealed pages point into
+// freshly decompressed buffers; lines of the open page are the appended
+// strings.
+func (s *Snapshot) Iterator(r model.TimeRange, dir model.Direction, f *iter.Filter) iter.EntryIterator {
+	it := newIterator(s.enc, s.pages, r, dir, f)
+	if len(s.open) > 0 && r.Overlaps(s.openMin, s.openMax) {
+		it.addSource(&source{
+			idx:        len(s.pages),
+			minT:       s.openMin,
+			maxT:       s.openMax,
+			open:       s.open,
+			openSorted: s.openSorted,
+		})
+	}
+	it.start()
+	return it
+}

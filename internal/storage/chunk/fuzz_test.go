@@ -1,0 +1,230 @@
+package chunk
+
+import (
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ledgerlog/ledgerlog/internal/model"
+	"github.com/ledgerlog/ledgerlog/internal/storage/iter"
+)
+
+var updateTestdata = flag.Bool("update-testdata", false, "rewrite testdata/ golden chunks and fuzz seed corpus")
+
+// fixChecksums recomputes every page CRC it can locate and the footer CRC,
+// so that fuzzing reaches the table and page decoders behind the checksums.
+// It never fails; malformed parts are left alone.
+func fixChecksums(in []byte) []byte {
+	b := append([]byte(nil), in...)
+	if len(b) < headerSize+footerSize {
+		return b
+	}
+	tableEnd := len(b) - footerSize
+	off := binary.BigEndian.Uint64(b[tableEnd:])
+	if off < headerSize || off > uint64(tableEnd) {
+		return b
+	}
+	tableOff := int(off)
+	d := decoder{b: b[tableOff:tableEnd]}
+	d.skip(d.uvarint())
+	n := d.uvarint()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		pOff := d.uvarint()
+		pLen := d.uvarint()
+		d.varint()
+		for range 4 {
+			d.uvarint()
+		}
+		crcPos := d.pos
+		d.uint32()
+		d.skip(d.uvarint())
+		if d.err != nil {
+			break
+		}
+		if pOff <= uint64(tableOff) && pLen <= uint64(tableOff)-pOff {
+			crc := crc32.Checksum(b[pOff:pOff+pLen], castagnoli)
+			binary.BigEndian.PutUint32(b[tableOff+crcPos:], crc)
+		}
+	}
+	crc := crc32.Update(0, castagnoli, b[:headerSize])
+	crc = crc32.Update(crc, castagnoli, b[tableOff:tableEnd+8])
+	binary.BigEndian.PutUint32(b[tableEnd+8:], crc)
+	return b
+}
+
+// checkNoPanic opens data and reads it fully every way; every error must
+// be a corruption or an unsupported format.
+func checkNoPanic(t *testing.T, data []byte) {
+	c, err := Open(data)
+	if err != nil {
+		requireKnownError(t, err)
+		return
+	}
+	m := c.Meta()
+	ranges := []model.TimeRange{model.AllTime, {Min: m.MinTime, Max: m.MinTime/2 + m.MaxTime/2}}
+	filters := []*iter.Filter{nil, {Needles: [][]byte{[]byte("e"), {}}}, {Match: func(l []byte) bool { return len(l)%2 == 0 }}}
+	for _, r := range ranges {
+		for _, f := range filters {
+			for _, dir := range []model.Direction{model.Forward, model.Backward} {
+				it := c.Iterator(r, dir, f)
+				last, n := int64(0), 0
+				for it.Next() {
+					e := it.At()
+					if n > 0 && (dir == model.Forward && e.Timestamp < last || dir == model.Backward && e.Timestamp > last) {
+						t.Fatalf("%s: timestamp %d after %d", dir, e.Timestamp, last)
+					}
+					if !r.Contains(e.Timestamp) {
+						t.Fatalf("timestamp %d outside [%d, %d)", e.Timestamp, r.Min, r.Max)
+					}
+					last = e.Timestamp
+					n++
+				}
+				if err := it.Err(); err != nil {
+					var ce *iter.CorruptionError
+					if !errors.As(err, &ce) {
+						t.Fatalf("iterator error is not a CorruptionError: %v", err)
+					}
+				}
+				if err := it.Close(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+}
+
+func requireKnownError(t *testing.T, err error) {
+	var ce *iter.CorruptionError
+	if !errors.As(err, &ce) && !errors.Is(err, ErrUnsupportedVersion) && !errors.Is(err, ErrUnsupportedFeature) {
+		t.Fatalf("unexpected error type %T: %v", err, err)
+	}
+}
+
+func FuzzOpen(f *testing.F) {
+	for _, enc := range Encodings() {
+		f.Add(testChunk(f, enc))
+	}
+	empty, _, err := NewBuilder(EncNone, 0).Encode()
+	require.NoError(f, err)
+	f.Add(empty)
+	f.Add([]byte("LLCK"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		checkNoPanic(t, data)
+		checkNoPanic(t, fixChecksums(data))
+	})
+}
+
+// fuzzEntries derives entries from arbitrary bytes: per entry one byte of
+// signed timestamp step, one byte of line length (and metadata flag), then
+// the line.
+func fuzzEntries(data []byte) []model.Entry {
+	var es []model.Entry
+	ts := int64(1_000_000)
+	for len(data) >= 2 {
+		ts += int64(int8(data[0])) * 1000
+		n := int(data[1] & 0x3f)
+		withMD := data[1]&0x40 != 0
+		data = data[2:]
+		n = min(n, len(data))
+		e := model.Entry{Timestamp: ts, Line: string(data[:n]), Metadata: model.EmptyLabels()}
+		if withMD {
+			e.Metadata = model.LabelsFromStrings("k", fmt.Sprint(n), "z", e.Line)
+		}
+		data = data[n:]
+		es = append(es, e)
+	}
+	return es
+}
+
+func FuzzRoundTrip(f *testing.F) {
+	f.Add([]byte("\x01\x05hello\x00\x05hello\xff\x45world\x02\x00\x00\x03abc"), uint8(EncZstd), uint16(8), []byte("l"))
+	f.Add([]byte("\x05\x03abc\xfb\x03abd\x00\x03abe\x00\x03abc"), uint8(EncSnappy), uint16(1), []byte("ab"))
+	f.Add([]byte("\x00\x40\x00\x41x\x80\x02yz"), uint8(EncLZ4), uint16(0), []byte{})
+	f.Add([]byte("\x10\x08gzipgzip\x10\x08gzipgzip"), uint8(EncGZIP), uint16(4), []byte("zip"))
+	f.Add([]byte("\x7f\x02no\x81\x02ne"), uint8(EncNone), uint16(2), []byte("n"))
+	f.Fuzz(func(t *testing.T, data []byte, encByte uint8, pageSize uint16, needle []byte) {
+		enc := Encoding(encByte % uint8(len(encodingNames)))
+		b := NewBuilder(enc, int(pageSize%512)+1)
+		var accepted []model.Entry
+		for _, e := range fuzzEntries(data) {
+			if b.Append(e) {
+				accepted = append(accepted, e)
+			}
+		}
+		snap := b.Snapshot()
+		out, meta, err := b.Encode()
+		require.NoError(t, err)
+		c, err := Open(out)
+		require.NoError(t, err)
+		require.Equal(t, meta, c.Meta())
+		require.Equal(t, len(accepted), meta.Entries)
+		filters := []*iter.Filter{nil, {Needles: [][]byte{needle}}}
+		for _, fl := range filters {
+			for _, dir := range []model.Direction{model.Forward, model.Backward} {
+				want := expected(accepted, model.AllTime, dir, fl)
+				got, err := collect(t, c.Iterator(model.AllTime, dir, fl))
+				require.NoError(t, err)
+				requireEntries(t, want, got)
+				got, err = collect(t, snap.Iterator(model.AllTime, dir, fl))
+				require.NoError(t, err)
+				requireEntries(t, want, got)
+			}
+		}
+	})
+}
+
+// goldenEntries are the entries of the golden chunks in testdata/.
+func goldenEntries() []model.Entry {
+	var es []model.Entry
+	for i := range 40 {
+		e := entry(int64(1_795_564_800_000_000_000+(i*7919)%40*1_000_003), fmt.Sprintf(`{"level":"INFO","fields":{"message":"golden entry %d"}}`, i))
+		if i%3 == 0 {
+			e.Metadata = model.LabelsFromStrings("trace_id", fmt.Sprintf("%032x", i))
+		}
+		es = append(es, e)
+	}
+	return es
+}
+
+// TestGolden reads chunks written by earlier builds of the format: a new
+// reader must read every old chunk. Regenerate only for a new version, with
+// new file names, never overwrite old ones.
+func TestGolden(t *testing.T) {
+	for _, enc := range Encodings() {
+		name := filepath.Join("testdata", fmt.Sprintf("v1-%s.chunk", enc))
+		if *updateTestdata {
+			b, _ := build(t, enc, 512, goldenEntries())
+			data, _, err := b.Encode()
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(name, data, 0o644))
+			writeCorpus(t, "FuzzOpen", enc.String(), data)
+		}
+		data, err := os.ReadFile(name)
+		require.NoError(t, err)
+		c, err := Open(data)
+		require.NoError(t, err, name)
+		require.Equal(t, enc, c.Encoding())
+		require.Greater(t, c.Pages(), 1)
+		_, accepted := build(t, enc, 512, goldenEntries())
+		for _, dir := range []model.Direction{model.Forward, model.Backward} {
+			got, err := collect(t, c.Iterator(model.AllTime, dir, nil))
+			require.NoError(t, err)
+			requireEntries(t, expected(accepted, model.AllTime, dir, nil), got, name)
+		}
+	}
+}
+
+// writeCorpus writes a seed file in the format `go test -fuzz` reads.
+func writeCorpus(t *testing.T, target, name string, data []byte) {
+	dir := filepath.Join("testdata", "fuzz", target)
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "seed-"+name), []byte(content), 0o644))
+}
