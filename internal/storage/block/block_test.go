@@ -21,8 +21,8 @@ import (
 	"github.com/thanos-io/objstore"
 
 	"github.com/ledgerlog/ledgerlog/internal/model"
-	llobjstore "github.com/ledgerlog/ledgerlog/internal/storage/objstore"
 	"github.com/ledgerlog/ledgerlog/internal/storage/iter"
+	llobjstore "github.com/ledgerlog/ledgerlog/internal/storage/objstore"
 )
 
 func newBucket(t testing.TB) (*llobjstore.Filesystem, string) {
