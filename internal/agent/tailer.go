@@ -1,0 +1,461 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/text/encoding"
+)
+
+// fingerprintSize is how many leading bytes of a file its FileID hashes.
+const fingerprintSize = 1024
+
+// hardLineLimit bounds the memory one unterminated line may take when no
+// larger limits_config.max_line_size is configured; longer lines are cut.
+const hardLineLimit = 16 << 20
+
+// lineFunc receives one complete line and the position just after it.
+// line is only valid during the call. It blocks for back-pressure and
+// returns an error only when ctx is done.
+type lineFunc func(ctx context.Context, line string, key string, pos Position) error
+
+// tailOptions are the knobs of one tailer.
+type tailOptions struct {
+	PollMin, PollMax time.Duration
+	MaxLine          int               // hard cap of a buffered line
+	Decoder          encoding.Encoding // nil: UTF-8
+	Logger           *slog.Logger
+	Metrics          *Metrics
+}
+
+// tailer follows one path: it reads complete lines from the file currently
+// at that path, survives rename-and-create and copytruncate rotation,
+// truncation and deletion, and reports each line with the position after
+// it. It never commits positions itself: the caller does that once the line
+// is acknowledged downstream.
+type tailer struct {
+	path  string
+	opts  tailOptions
+	emit  lineFunc
+	wake  chan struct{} // fsnotify events for path; buffered 1
+	start Position      // acknowledged position to resume from
+	known bool          // start is valid
+
+	// reading state, owned by run's goroutine
+	f       *os.File
+	id      FileID
+	offset  int64 // bytes consumed from f (start of pending)
+	pending []byte
+	head    []byte // first fingerprintSize bytes while id.FPLen < fingerprintSize
+	skip    bool   // discarding the rest of an over-long line
+	// lineBytes counts raw bytes of the current line consumed so far,
+	// including bytes skipped beyond MaxLine and the newline.
+	lineBytes int64
+	buf     []byte
+	gone    bool // the path no longer names our file
+}
+
+func newTailer(path string, start Position, known bool, opts tailOptions, emit lineFunc) *tailer {
+	if opts.PollMin <= 0 {
+		opts.PollMin = defaultPollFrequency
+	}
+	if opts.PollMax < opts.PollMin {
+		opts.PollMax = opts.PollMin
+	}
+	if opts.MaxLine <= 0 {
+		opts.MaxLine = hardLineLimit
+	}
+	return &tailer{path: path, opts: opts, emit: emit, wake: make(chan struct{}, 1), start: start, known: known, buf: make([]byte, 64<<10)}
+}
+
+// notify wakes the tailer; it never blocks.
+func (t *tailer) notify() {
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Offset reports the read offset (for /targets; racy by design).
+func (t *tailer) Offset() int64 { return t.offset }
+
+// run tails until ctx is done. When the file disappears it reads the open
+// descriptor to its end, flushes a held partial line and waits for a new
+// file at the path.
+func (t *tailer) run(ctx context.Context) error {
+	defer t.closeFile()
+	if err := t.openInitial(ctx); err != nil {
+		return err
+	}
+	poll := t.opts.PollMin
+	timer := time.NewTimer(poll)
+	defer timer.Stop()
+	for {
+		n, err := t.readAvailable(ctx)
+		if err != nil {
+			return err
+		}
+		if err := t.checkFile(ctx); err != nil {
+			return err
+		}
+		if n > 0 {
+			poll = t.opts.PollMin
+		} else if poll < t.opts.PollMax {
+			poll = min(poll*2, t.opts.PollMax)
+		}
+		timer.Reset(poll)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.wake:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+func (t *tailer) closeFile() {
+	if t.f != nil {
+		_ = t.f.Close()
+		t.f = nil
+	}
+}
+
+// openInitial opens the file at path and decides where to resume. When the
+// saved identity names another file (rotated while the agent was down), that
+// file is looked up in the same directory and its unacknowledged tail is
+// read first.
+func (t *tailer) openInitial(ctx context.Context) error {
+	f, err := os.Open(t.path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			t.gone = true
+			return nil
+		}
+		return fmt.Errorf("open %s: %w", t.path, err)
+	}
+	id, size, err := identify(f, t.start.ID.FPLen)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("identify %s: %w", t.path, err)
+	}
+	offset := int64(0)
+	switch {
+	case !t.known:
+	case t.start.ID.IsZero(): // Promtail positions: path + offset only
+		if size >= t.start.Offset {
+			offset = t.start.Offset
+		}
+	case id.SameInode(t.start.ID) && id.FP == t.start.ID.FP:
+		if size >= t.start.Offset {
+			offset = t.start.Offset
+		}
+	case !id.SameInode(t.start.ID):
+		if err := t.drainRotated(ctx); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	return t.useFile(f, offset)
+}
+
+// useFile makes f the followed file, positioned at offset.
+func (t *tailer) useFile(f *os.File, offset int64) error {
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("seek %s: %w", t.path, err)
+	}
+	id, _, err := identify(f, fingerprintSize)
+	if err != nil {
+		_ = f.Close()
+		return fmt.Errorf("identify %s: %w", t.path, err)
+	}
+	t.closeFile()
+	t.f, t.id, t.offset, t.pending, t.skip, t.gone, t.lineBytes = f, id, offset, t.pending[:0], false, false, 0
+	t.head = nil
+	if id.FPLen < fingerprintSize {
+		t.head = make([]byte, 0, fingerprintSize)
+		if offset > 0 {
+			// the first bytes were read by an earlier run; re-read them
+			t.head = t.head[:min(offset, fingerprintSize)]
+			if _, err := f.ReadAt(t.head, 0); err != nil && !errors.Is(err, io.EOF) {
+				return fmt.Errorf("read %s: %w", t.path, err)
+			}
+		}
+	}
+	return nil
+}
+
+// drainRotated finds the file the saved position belongs to among the
+// siblings of path and emits its lines after the saved offset.
+func (t *tailer) drainRotated(ctx context.Context) error {
+	dir := filepath.Dir(t.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil // nothing to drain from
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if p == t.path || !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		id, size, err := identify(f, t.start.ID.FPLen)
+		if err != nil || !id.SameInode(t.start.ID) || id.FP != t.start.ID.FP || size < t.start.Offset {
+			_ = f.Close()
+			continue
+		}
+		t.opts.Logger.Info("reading rest of rotated file", "path", t.path, "rotated", p, "offset", t.start.Offset)
+		if err := t.useFile(f, t.start.Offset); err != nil {
+			return err
+		}
+		t.id = t.start.ID // keep the identity the positions file knows
+		if _, err := t.readAvailable(ctx); err != nil {
+			return err
+		}
+		if err := t.flushPending(ctx); err != nil {
+			return err
+		}
+		t.closeFile()
+		return nil
+	}
+	return nil
+}
+
+// checkFile detects truncation, rotation and deletion after the open
+// descriptor was read to its end.
+func (t *tailer) checkFile(ctx context.Context) error {
+	if t.f == nil {
+		f, err := os.Open(t.path)
+		if err != nil {
+			return nil // still absent
+		}
+		t.opts.Logger.Debug("file appeared", "path", t.path)
+		return t.useFile(f, 0)
+	}
+	fst, err := t.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", t.path, err)
+	}
+	if fst.Size() < t.offset+t.lineBytes {
+		// copytruncate: the writer starts over at 0.
+		t.opts.Logger.Info("file truncated, reading from start", "path", t.path, "size", fst.Size(), "offset", t.offset)
+		if err := t.flushPending(ctx); err != nil {
+			return err
+		}
+		if t.opts.Metrics != nil {
+			t.opts.Metrics.truncations.Inc()
+		}
+		f := t.f
+		t.f = nil
+		return t.useFile(f, 0)
+	}
+	st, err := os.Stat(t.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if !t.gone {
+			t.gone = true
+			// one more read for bytes written just before the rename
+			if _, err := t.readAvailable(ctx); err != nil {
+				return err
+			}
+			if err := t.flushPending(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	case err != nil:
+		return nil
+	}
+	if os.SameFile(st, fst) {
+		return nil
+	}
+	// rename-and-create (or delete-and-create): finish the old descriptor,
+	// then follow the new file from its start.
+	if _, err := t.readAvailable(ctx); err != nil {
+		return err
+	}
+	if err := t.flushPending(ctx); err != nil {
+		return err
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil
+	}
+	if t.opts.Metrics != nil {
+		t.opts.Metrics.rotations.Inc()
+	}
+	t.opts.Logger.Info("file rotated, following new file", "path", t.path)
+	return t.useFile(f, 0)
+}
+
+// readAvailable reads the open descriptor to its current end and emits every
+// complete line. It returns the number of bytes read.
+func (t *tailer) readAvailable(ctx context.Context) (int, error) {
+	if t.f == nil {
+		return 0, nil
+	}
+	total := 0
+	for {
+		if ctx.Err() != nil {
+			return total, nil
+		}
+		n, err := t.f.Read(t.buf)
+		if n > 0 {
+			total += n
+			if err := t.consume(ctx, t.buf[:n]); err != nil {
+				return total, err
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if t.opts.Metrics != nil && total > 0 {
+					if fi, err := t.f.Stat(); err == nil {
+						t.opts.Metrics.fileBytes.WithLabelValues(t.path).Set(float64(fi.Size()))
+					}
+				}
+				return total, nil
+			}
+			return total, fmt.Errorf("read %s: %w", t.path, err)
+		}
+	}
+}
+
+// consume splits data into lines. Bytes of an unterminated line stay in
+// pending; a line longer than MaxLine is cut at MaxLine and the rest of it
+// is skipped.
+func (t *tailer) consume(ctx context.Context, data []byte) error {
+	if t.head != nil {
+		room := fingerprintSize - len(t.head)
+		t.head = append(t.head, data[:min(room, len(data))]...)
+		t.id.FPLen = len(t.head)
+		t.id.FP = fingerprint(t.head)
+		if len(t.head) == fingerprintSize {
+			t.head = nil
+		}
+	}
+	if t.opts.Metrics != nil {
+		t.opts.Metrics.readBytes.WithLabelValues(t.path).Add(float64(len(data)))
+	}
+	for len(data) > 0 {
+		i := bytes.IndexByte(data, '\n')
+		if i < 0 {
+			t.appendPending(data)
+			return nil
+		}
+		t.appendPending(data[:i])
+		t.lineBytes++ // the newline
+		data = data[i+1:]
+		if err := t.flushPending(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *tailer) appendPending(b []byte) {
+	t.lineBytes += int64(len(b))
+	room := t.opts.MaxLine - len(t.pending)
+	if len(b) > room {
+		b = b[:max(room, 0)]
+		t.skip = true
+	}
+	t.pending = append(t.pending, b...)
+}
+
+// flushPending emits the current line (complete, or held partial when the
+// file is left behind) and advances the offset past it.
+func (t *tailer) flushPending(ctx context.Context) error {
+	if t.lineBytes == 0 {
+		return nil
+	}
+	t.offset += t.lineBytes
+	t.lineBytes = 0
+	line := t.pending
+	t.pending = t.pending[:0]
+	if t.skip {
+		t.skip = false
+		if t.opts.Metrics != nil {
+			t.opts.Metrics.truncatedLines.Inc()
+		}
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	var s string
+	if t.opts.Decoder != nil {
+		dec, err := t.opts.Decoder.NewDecoder().Bytes(line)
+		if err != nil {
+			s = string(line)
+		} else {
+			s = string(dec)
+		}
+	} else {
+		s = string(line)
+	}
+	if !utf8.ValidString(s) {
+		s = toValidUTF8(s)
+	}
+	if t.opts.Metrics != nil {
+		t.opts.Metrics.readLines.WithLabelValues(t.path).Inc()
+	}
+	return t.emit(ctx, s, t.path, Position{Offset: t.offset, ID: t.id})
+}
+
+// toValidUTF8 replaces each invalid byte with U+FFFD so that a server that
+// validates protobuf strings accepts the line.
+func toValidUTF8(s string) string {
+	var b []byte
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = utf8.AppendRune(b, utf8.RuneError)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return string(b)
+}
+
+func fingerprint(b []byte) string {
+	return strconv.FormatUint(xxhash.Sum64(b), 16)
+}
+
+// identify returns the identity of f with a fingerprint of its first
+// min(fpLen, size) bytes, and its size.
+func identify(f *os.File, fpLen int) (FileID, int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return FileID{}, 0, err
+	}
+	id := FileID{}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.Dev, id.Ino = uint64(st.Dev), uint64(st.Ino)
+	}
+	n := min(int64(fpLen), fi.Size())
+	head := make([]byte, n)
+	if n > 0 {
+		if _, err := f.ReadAt(head, 0); err != nil && !errors.Is(err, io.EOF) {
+			return FileID{}, 0, err
+		}
+	}
+	id.FPLen, id.FP = int(n), fingerprint(head)
+	return id, fi.Size(), nil
+}
