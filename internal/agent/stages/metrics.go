@@ -243,31 +243,34 @@ func (m *customMetric) update(ls model.LabelSet, f float64) {
 		m.series[fp] = s
 	}
 	s.lastMod = time.Now()
-	switch x := s.metric.(type) {
-	case prometheus.Counter:
+	// Switch on the configured kind: a Gauge also satisfies prometheus.Counter.
+	switch m.kind {
+	case metricTypeCounter:
+		c := s.metric.(prometheus.Counter)
 		switch m.action {
 		case metricActionInc:
-			x.Inc()
+			c.Inc()
 		case metricActionAdd:
 			if f >= 0 { // a counter cannot go down; Promtail would panic here
-				x.Add(f)
+				c.Add(f)
 			}
 		}
-	case prometheus.Gauge:
+	case metricTypeGauge:
+		g := s.metric.(prometheus.Gauge)
 		switch m.action {
 		case metricActionSet:
-			x.Set(f)
+			g.Set(f)
 		case metricActionInc:
-			x.Inc()
+			g.Inc()
 		case metricActionDec:
-			x.Dec()
+			g.Dec()
 		case metricActionAdd:
-			x.Add(f)
+			g.Add(f)
 		case metricActionSubtract:
-			x.Sub(f)
+			g.Sub(f)
 		}
-	case prometheus.Histogram:
-		x.Observe(f)
+	case metricTypeHistogram:
+		s.metric.(prometheus.Histogram).Observe(f)
 	}
 }
 
