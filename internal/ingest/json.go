@@ -364,6 +364,9 @@ func (d *jsonDecoder) pushRequest(req *Request) error {
 		}
 		return d.array("ReadArrayCB", func(int) error { return d.stream(req) })
 	})
+	if he, ok := err.(*HTTPError); ok {
+		return he // a label error, worded as Loki words it
+	}
 	if err != nil {
 		return fmt.Errorf("loghttp.PushRequest.Streams: %w", err)
 	}
