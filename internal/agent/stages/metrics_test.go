@@ -93,13 +93,13 @@ func TestMetricsStage(t *testing.T) {
 	got := gather(t, reg, "")
 	app := `{app="pay"}`
 	for name, want := range map[string]float64{
-		"promtail_custom_log_lines_total" + app:                     3,
-		"promtail_custom_log_bytes_total" + app:                     float64(total),
-		"promtail_custom_errors_total" + app:                        2,
-		"my_bytes_sent" + app:                                       150, // "oops" is not a number
-		"promtail_custom_queue_depth" + app:                         7,
-		"promtail_custom_latency_seconds_count" + app:               3,
-		"promtail_custom_latency_seconds_sum" + app:                 0.0005 + 0.2 + 2,
+		"promtail_custom_log_lines_total" + app:                      3,
+		"promtail_custom_log_bytes_total" + app:                      float64(total),
+		"promtail_custom_errors_total" + app:                         2,
+		"my_bytes_sent" + app:                                        150, // "oops" is not a number
+		"promtail_custom_queue_depth" + app:                          7,
+		"promtail_custom_latency_seconds_count" + app:                3,
+		"promtail_custom_latency_seconds_sum" + app:                  0.0005 + 0.2 + 2,
 		"promtail_custom_latency_seconds_bucket" + app + " le=0.001": 1,
 		"promtail_custom_latency_seconds_bucket" + app + " le=1":     2,
 	} {

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"bytes"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -16,15 +17,24 @@ import (
 
 // collect drains out in the background; call get after synctest.Wait.
 func collect(out <-chan Entry) (get func() []Entry, done <-chan struct{}) {
-	var got []Entry
+	var (
+		mu  sync.Mutex
+		got []Entry
+	)
 	d := make(chan struct{})
 	go func() {
 		defer close(d)
 		for e := range out {
+			mu.Lock()
 			got = append(got, e)
+			mu.Unlock()
 		}
 	}()
-	return func() []Entry { return append([]Entry(nil), got...) }, d
+	return func() []Entry {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]Entry(nil), got...)
+	}, d
 }
 
 func TestRunMultilineMaxWait(t *testing.T) {
