@@ -185,7 +185,7 @@ func decodeEntry(b []byte) (pushEntry, error) {
 // jsonPush is Loki's JSON push body.
 type jsonPush struct {
 	Streams []struct {
-		Stream map[string]string `json:"stream"`
+		Stream map[string]string   `json:"stream"`
 		Values [][]json.RawMessage `json:"values"`
 	} `json:"streams"`
 }

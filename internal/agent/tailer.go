@@ -62,8 +62,8 @@ type tailer struct {
 	// lineBytes counts raw bytes of the current line consumed so far,
 	// including bytes skipped beyond MaxLine and the newline.
 	lineBytes int64
-	buf     []byte
-	gone    bool // the path no longer names our file
+	buf       []byte
+	gone      bool // the path no longer names our file
 }
 
 func newTailer(path string, start Position, known bool, opts tailOptions, emit lineFunc) *tailer {
@@ -253,14 +253,24 @@ func (t *tailer) checkFile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", t.path, err)
 	}
-	if fst.Size() < t.offset+t.lineBytes {
-		// copytruncate: the writer starts over at 0.
-		t.opts.Logger.Info("file truncated, reading from start", "path", t.path, "size", fst.Size(), "offset", t.offset)
-		if err := t.flushPending(ctx); err != nil {
-			return err
+	truncated := fst.Size() < t.offset+t.lineBytes
+	if !truncated && t.id.FPLen > 0 {
+		// a file truncated and refilled past our offset between two checks
+		// no longer starts with the bytes we fingerprinted
+		head := make([]byte, t.id.FPLen)
+		if n, err := t.f.ReadAt(head, 0); err == nil || n == len(head) {
+			truncated = fingerprint(head) != t.id.FP
 		}
+	}
+	if truncated {
+		// copytruncate: the writer starts over at 0. The lines we had not
+		// read yet are in the copy the rotator made; read them there.
+		t.opts.Logger.Info("file truncated, reading from start", "path", t.path, "size", fst.Size(), "offset", t.offset)
 		if t.opts.Metrics != nil {
 			t.opts.Metrics.truncations.Inc()
+		}
+		if err := t.drainCopy(ctx); err != nil {
+			return err
 		}
 		f := t.f
 		t.f = nil
@@ -303,6 +313,49 @@ func (t *tailer) checkFile(ctx context.Context) error {
 	}
 	t.opts.Logger.Info("file rotated, following new file", "path", t.path)
 	return t.useFile(f, 0)
+}
+
+// drainCopy looks for the copy a copytruncate rotation left next to the
+// path (same leading bytes, another inode, at least as long as what was
+// read) and emits its lines after the current offset. Without a copy the
+// held partial line is flushed.
+func (t *tailer) drainCopy(ctx context.Context) error {
+	dir := filepath.Dir(t.path)
+	ents, err := os.ReadDir(dir)
+	if err != nil || t.id.FPLen == 0 {
+		return t.flushPending(ctx)
+	}
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		if p == t.path || !e.Type().IsRegular() {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		id, size, err := identify(f, t.id.FPLen)
+		if err != nil || id.SameInode(t.id) || id.FP != t.id.FP || id.FPLen != t.id.FPLen || size < t.offset+t.lineBytes {
+			_ = f.Close()
+			continue
+		}
+		t.opts.Logger.Info("reading rest of truncated file from its copy", "path", t.path, "copy", p, "offset", t.offset)
+		old := t.f
+		t.f = nil
+		if err := t.useFile(f, t.offset); err != nil {
+			t.f = old
+			return err
+		}
+		if _, err := t.readAvailable(ctx); err != nil {
+			_ = old.Close()
+			return err
+		}
+		err = t.flushPending(ctx)
+		t.closeFile()
+		t.f = old
+		return err
+	}
+	return t.flushPending(ctx)
 }
 
 // readAvailable reads the open descriptor to its current end and emits every
