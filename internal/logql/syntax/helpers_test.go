@@ -77,4 +77,9 @@ func requireRoundTrip(t testing.TB, e Expr) {
 	require.NoError(t, err, "reparse of %q", s)
 	require.Equal(t, dump(e), dump(e2), "round trip of %q", s)
 	require.Equal(t, s, e2.String())
+
+	pretty := Prettify(e)
+	e3, err := Options{AllowEmptyCompatible: true}.ParseExpr(pretty)
+	require.NoError(t, err, "reparse of pretty form %q", pretty)
+	require.Equal(t, dump(e), dump(e3), "pretty round trip of %q", pretty)
 }
