@@ -183,7 +183,7 @@ func (w *WAL) writeGroup(buf []byte, g *group) error {
 				return err
 			}
 		}
-		if _, err := w.seg.WriteAt(buf, w.segSize); err != nil {
+		if _, err := w.writeAt(w.seg, buf, w.segSize); err != nil {
 			if isDiskFull(err) {
 				w.metrics.diskFull.Inc()
 			}
@@ -239,7 +239,7 @@ func (w *WAL) rotate() error {
 
 func (w *WAL) fsync() error {
 	start := time.Now()
-	err := fdatasync(w.seg)
+	err := w.syncFile(w.seg)
 	w.metrics.fsyncDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		// The kernel may have dropped the dirty pages: what is on disk is

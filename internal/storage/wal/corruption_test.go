@@ -35,7 +35,11 @@ func TestTornTail(t *testing.T) {
 	w := openWAL(t, opts)
 	var want [][]byte
 	for i := range 5 {
-		r := testRecord(uint64(i), 100+i*50)
+		size := 100 + i*50
+		if i == 4 {
+			size = 24 // every byte offset of the last frame is a case
+		}
+		r := testRecord(uint64(i), size)
 		require.NoError(t, w.Append(r))
 		want = append(want, r)
 	}
@@ -233,6 +237,17 @@ func TestMissingSegment(t *testing.T) {
 	require.NoError(t, os.Remove(segmentPath(dir, 1)))
 	w = openWAL(t, opts)
 	require.Len(t, replayAll(t, w), 2)
+	require.Equal(t, float64(1), corruptions(t, w, kindMissingSegment))
+	require.NoError(t, w.Close())
+
+	// The segment at a checkpoint's boundary is missing.
+	w = openWAL(t, opts)
+	replayAll(t, w)
+	require.NoError(t, w.WriteCheckpoint(2, addAll(nil)))
+	require.NoError(t, w.Close())
+	require.NoError(t, os.Remove(segmentPath(dir, 2)))
+	w = openWAL(t, opts)
+	require.Len(t, replayAll(t, w), 0)
 	require.Equal(t, float64(1), corruptions(t, w, kindMissingSegment))
 	require.NoError(t, w.Close())
 }

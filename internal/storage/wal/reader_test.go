@@ -27,7 +27,44 @@ func goldenRecords() [][]byte {
 	}
 }
 
-const goldenPath = "testdata/segments/v1-golden.seg"
+// Committed segments; they also seed FuzzSegmentDecode.
+const (
+	goldenPath    = "testdata/segments/v1-golden.seg"
+	tornPath      = "testdata/segments/v1-torn-tail.seg"
+	encryptedPath = "testdata/segments/v1-encrypted-flag.seg"
+)
+
+// encryptedFlagSegment is a segment with one frame that has a correct
+// checksum and the reserved encrypted flag.
+func encryptedFlagSegment() []byte {
+	payload := []byte{3, 'a', 'b', 'c'}
+	hdr := make([]byte, FrameHeaderSize)
+	binary.LittleEndian.PutUint32(hdr[4:8], uint32(len(payload)))
+	hdr[8] = byte(FlagEncrypted)
+	binary.LittleEndian.PutUint32(hdr[0:4], crcOf(hdr[4:9], payload))
+	return append(append(appendSegmentHeader(nil), hdr...), payload...)
+}
+
+func TestDecodeTornAndEncrypted(t *testing.T) {
+	data := readAllFile(t, tornPath)
+	r := NewReader(bytesReader(data), int64(len(data)), tornPath)
+	n := 0
+	for r.Next() {
+		n++
+	}
+	require.Equal(t, 4, n, "the last frame is cut")
+	var ce *CorruptionError
+	require.ErrorAs(t, r.Err(), &ce)
+	require.True(t, ce.Torn)
+	require.ErrorIs(t, r.Err(), ErrTruncated)
+
+	data = readAllFile(t, encryptedPath)
+	require.Equal(t, encryptedFlagSegment(), data)
+	r = NewReader(bytesReader(data), int64(len(data)), encryptedPath)
+	require.False(t, r.Next())
+	require.ErrorIs(t, r.Err(), ErrUnsupportedFormat)
+	require.False(t, errors.As(r.Err(), &ce), "not corruption")
+}
 
 func TestDecodeGolden(t *testing.T) {
 	if *updateGolden {
@@ -39,7 +76,10 @@ func TestDecodeGolden(t *testing.T) {
 		require.NoError(t, w.Append(g[4]))
 		require.NoError(t, w.Close())
 		require.NoError(t, os.MkdirAll(filepath.Dir(goldenPath), 0o755))
-		require.NoError(t, os.WriteFile(goldenPath, readAllFile(t, segmentPath(dir, 0)), 0o644))
+		data := readAllFile(t, segmentPath(dir, 0))
+		require.NoError(t, os.WriteFile(goldenPath, data, 0o644))
+		require.NoError(t, os.WriteFile(tornPath, data[:len(data)-5], 0o644))
+		require.NoError(t, os.WriteFile(encryptedPath, encryptedFlagSegment(), 0o644))
 	}
 	data := readAllFile(t, goldenPath)
 	r := NewReader(bytesReader(data), int64(len(data)), goldenPath)

@@ -77,6 +77,11 @@ type WAL struct {
 	stop     chan struct{} // closed by Close to end syncLoop
 	loopDone chan struct{} // closed when syncLoop returns
 
+	// File operations of the append path; tests replace them to inject
+	// faults.
+	writeAt  func(f *os.File, b []byte, off int64) (int, error)
+	syncFile func(f *os.File) error
+
 	// cpMu serialises WriteCheckpoint calls.
 	cpMu sync.Mutex
 
@@ -136,6 +141,8 @@ func Open(opts Options) (*WAL, error) {
 		lockFile: lockFile,
 		stop:     make(chan struct{}),
 		loopDone: make(chan struct{}),
+		writeAt:  (*os.File).WriteAt,
+		syncFile: fdatasync,
 	}
 	if err := w.prepare(); err != nil {
 		m.unregister()
@@ -301,7 +308,7 @@ func (w *WAL) Replay(fn func(rec []byte) error) error {
 			}
 		}
 	}
-	prev := -1
+	prev := latest - 1 // a checkpoint at B is followed by segment B
 	for _, i := range l.segments {
 		if i < latest {
 			continue // covered by the checkpoint; Open deleted what it could
@@ -382,9 +389,9 @@ func (w *WAL) syncLoop() {
 	}
 }
 
-// Close writes and fsyncs what is pending, closes the segment and releases
-// the directory. Appends that start after Close has begun fail with
-// ErrClosed. Close is idempotent.
+// Close writes and fsyncs what is pending, closes the segment, waits for a
+// running WriteCheckpoint and releases the directory. Appends that start
+// after Close has begun fail with ErrClosed. Close is idempotent.
 func (w *WAL) Close() error {
 	w.mu.Lock()
 	if w.closed {
@@ -397,6 +404,8 @@ func (w *WAL) Close() error {
 	err := w.waitLocked(g)
 	close(w.stop)
 	<-w.loopDone
+	w.cpMu.Lock() // wait for a running checkpoint
+	w.cpMu.Unlock()
 	w.metrics.unregister()
 	if cerr := w.lockFile.Close(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("close lock file: %w", cerr))

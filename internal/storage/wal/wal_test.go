@@ -338,15 +338,7 @@ func TestUnsupportedFormat(t *testing.T) {
 	v2[4] = 2
 	f("version 2", v2)
 
-	// A frame with a correct checksum and the encrypted flag.
-	seg := appendSegmentHeader(nil)
-	payload := []byte{3, 'a', 'b', 'c'}
-	hdr := make([]byte, FrameHeaderSize)
-	binary.LittleEndian.PutUint32(hdr[4:8], uint32(len(payload)))
-	hdr[8] = byte(FlagEncrypted)
-	crc := crcOf(hdr[4:9], payload)
-	binary.LittleEndian.PutUint32(hdr[0:4], crc)
-	f("encrypted frame", append(append(seg, hdr...), payload...))
+	f("encrypted frame", encryptedFlagSegment())
 }
 
 func TestFlagsString(t *testing.T) {
