@@ -21,6 +21,11 @@ type ParseError struct {
 	Col    int
 	Offset int
 
+	// Found and Expected are set for syntax errors: the offending token
+	// ("$end", "}", `IDENTIFIER "foo"`) and what the grammar allowed there.
+	Found    string
+	Expected []string
+
 	// positionless selects Loki's "parse error : msg" rendering.
 	positionless bool
 }

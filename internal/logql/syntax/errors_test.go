@@ -57,6 +57,11 @@ func TestParseErrorFields(t *testing.T) {
 	require.Equal(t, 6, pe.Col)
 	require.Equal(t, 13, pe.Offset)
 
+	_, err = ParseExpr(`{a="b"`)
+	require.True(t, errors.As(err, &pe))
+	require.Equal(t, "$end", pe.Found)
+	require.Equal(t, []string{"}", ","}, pe.Expected)
+
 	// Validation errors render without a position but still record it.
 	_, err = ParseExpr(`{a="b"} | label_format a=b, a="c"`)
 	require.True(t, errors.As(err, &pe))

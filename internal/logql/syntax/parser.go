@@ -165,11 +165,15 @@ func (p *parser) unexpected(expected ...string) error {
 	if t.kind == tokError {
 		return newParseError(p.input, t.pos, t.str)
 	}
-	msg := "syntax error: unexpected " + t.describe()
+	found := t.describe()
+	msg := "syntax error: unexpected " + found
 	if len(expected) > 0 {
 		msg += ", expecting " + strings.Join(expected, " or ")
 	}
-	return newParseError(p.input, t.pos, msg)
+	e := newParseError(p.input, t.pos, msg)
+	e.Found = found
+	e.Expected = expected
+	return e
 }
 
 // errorAt reports a positioned non-syntax error (an invalid regexp, template
