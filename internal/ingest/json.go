@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -208,15 +209,32 @@ func (d *jsonDecoder) str(op string) (string, error) {
 	return str(out), nil
 }
 
+// stringSpecial marks the bytes that end the fast scan of a string: the
+// closing quote, a backslash and control characters (which JSON forbids).
+var stringSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
 // scanString consumes a string whose opening quote is at d.i and returns the
 // bounds of its contents.
 func (d *jsonDecoder) scanString() (start, end int, escaped bool, err error) {
 	d.i++
 	start = d.i
 	b := d.b
-	for i := start; i < len(b); i++ {
-		c := b[i]
-		switch {
+	i := start
+	for {
+		for i < len(b) && !stringSpecial[b[i]] {
+			i++
+		}
+		if i >= len(b) {
+			d.i = len(b)
+			return 0, 0, false, d.errorf("ReadString", "expects \" or n, but found EOF")
+		}
+		switch c := b[i]; {
 		case c == '"':
 			d.i = i + 1
 			return start, i, escaped, nil
@@ -224,27 +242,26 @@ func (d *jsonDecoder) scanString() (start, end int, escaped bool, err error) {
 			escaped = true
 			i++
 			if i >= len(b) {
-				break
+				continue
 			}
 			switch b[i] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i++
 			case 'u':
 				if i+4 >= len(b) || !isHex4(b[i+1:i+5]) {
 					d.i = i
 					return 0, 0, false, d.errorf("readEscapedChar", "invalid escape char after \\")
 				}
-				i += 4
+				i += 5
 			default:
 				d.i = i
 				return 0, 0, false, d.errorf("readEscapedChar", "invalid escape char after \\")
 			}
-		case c < 0x20:
+		default:
 			d.i = i
 			return 0, 0, false, d.errorf("ReadString", "invalid control character found: %d", c)
 		}
 	}
-	d.i = len(b)
-	return 0, 0, false, d.errorf("ReadString", "expects \" or n, but found EOF")
 }
 
 func isHex4(b []byte) bool {
@@ -280,10 +297,14 @@ func unescapedLen(raw []byte) int { return len(raw) }
 // scanString validated.
 func unescapeAppend(dst, raw []byte) []byte {
 	for i := 0; i < len(raw); i++ {
-		c := raw[i]
-		if c != '\\' {
-			dst = append(dst, c)
-			continue
+		if raw[i] != '\\' {
+			// Copy the run up to the next escape at once.
+			j := bytes.IndexByte(raw[i:], '\\')
+			if j < 0 {
+				return append(dst, raw[i:]...)
+			}
+			dst = append(dst, raw[i:i+j]...)
+			i += j
 		}
 		i++
 		switch raw[i] {

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/golang/snappy"
+	"github.com/klauspost/compress/s2"
 )
 
 const (
@@ -184,18 +184,31 @@ func inflate(r io.Reader, limit int64) ([]byte, error) {
 	return out, nil
 }
 
-// unsnappy decodes a snappy block after checking its decoded length.
+// unsnappy decodes a snappy block after checking its decoded length
+// against limit (if > 0). It uses the S2 block decoder, which decodes every
+// snappy block (faster than golang/snappy), and words errors as
+// golang/snappy does, as Loki answers with them.
 func unsnappy(body []byte, limit int64) ([]byte, error) {
-	n, err := snappy.DecodedLen(body)
+	n, err := s2.DecodedLen(body)
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, snappyError(err)
 	}
 	if limit > 0 && int64(n) > limit {
 		return nil, tooLarge(int64(n), limit)
 	}
-	out, err := snappy.Decode(make([]byte, n), body)
+	out, err := s2.Decode(make([]byte, n), body)
 	if err != nil {
-		return nil, badRequest(err)
+		return nil, snappyError(err)
 	}
 	return out, nil
+}
+
+func snappyError(err error) *HTTPError {
+	switch {
+	case errors.Is(err, s2.ErrCorrupt):
+		return &HTTPError{Status: http.StatusBadRequest, Msg: "snappy: corrupt input"}
+	case errors.Is(err, s2.ErrTooLarge):
+		return &HTTPError{Status: http.StatusBadRequest, Msg: "snappy: decoded block is too large"}
+	}
+	return badRequest(err)
 }

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"unsafe"
 
-	"github.com/golang/snappy"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ledgerlog/ledgerlog/internal/model"
@@ -60,16 +58,9 @@ var errProtoTruncated = io.ErrUnexpectedEOF
 // body is not retained. Strings of the result alias one buffer holding the
 // decompressed body.
 func DecodeProto(body []byte, maxDecoded int64) (*Request, error) {
-	n, err := snappy.DecodedLen(body)
+	buf, err := unsnappy(body, maxDecoded)
 	if err != nil {
-		return nil, badRequest(err)
-	}
-	if maxDecoded > 0 && int64(n) > maxDecoded {
-		return nil, httpErrorf(http.StatusRequestEntityTooLarge, msgRequestBodyTooLarge, n, maxDecoded)
-	}
-	buf, err := snappy.Decode(make([]byte, n), body)
-	if err != nil {
-		return nil, badRequest(err)
+		return nil, err
 	}
 	req, err := DecodeProtoRaw(buf)
 	if err != nil {
