@@ -30,9 +30,9 @@ type Builder struct {
 	pageSize int
 	err      error // sticky; reported by Encode
 
-	body  []byte    // header and sealed pages; written bytes never change
-	pages []pageRef // sealed pages; data points into body
-	meta  Meta      // of the sealed pages (CompressedBytes unused)
+	pages  []pageRef // sealed pages, each in its own exact-size, immutable buffer
+	stored int       // bytes of all sealed pages
+	meta   Meta      // of the sealed pages (CompressedBytes unused)
 
 	open       []model.Entry // arrival order
 	openRaw    int
@@ -45,15 +45,62 @@ type Builder struct {
 
 	w       pageWriter
 	payload []byte // scratch for one page payload
+	packed  []byte // scratch for one compressed page
 }
 
-// NewBuilder returns a builder that compresses pages with enc and seals a
-// page when its entries hold pageSize bytes of lines and metadata. A
-// pageSize <= 0 selects DefaultPageSize; sizes above MaxPageSize are capped.
-// An unknown enc makes every Append fail and Encode return an error wrapping
+// Level trades encoding CPU for chunk size. It applies to EncZstd only, is
+// not recorded in the chunk and does not change decoding speed.
+type Level uint8
+
+// Levels. LevelDefault (zstd SpeedDefault) keeps ingestion above 300 MB/s of
+// raw lines per core; LevelBest (SpeedBestCompression) costs about 5x the
+// CPU for about 5% less space and suits re-encoding chunks off the ingest
+// path (compaction). BenchmarkEncode measures them.
+const (
+	LevelDefault Level = iota
+	LevelFastest
+	LevelBetter
+	LevelBest
+)
+
+func (l Level) zstd() zstd.EncoderLevel {
+	switch l {
+	case LevelFastest:
+		return zstd.SpeedFastest
+	case LevelBetter:
+		return zstd.SpeedBetterCompression
+	case LevelBest:
+		return zstd.SpeedBestCompression
+	}
+	return zstdLevel
+}
+
+// Options configure a Builder.
+type Options struct {
+	Encoding Encoding
+	// PageSize is the line and metadata volume at which a page is sealed;
+	// <= 0 selects DefaultPageSize, larger than MaxPageSize is capped.
+	PageSize int
+	Level    Level
+}
+
+// DefaultOptions returns zstd, 256 KiB pages, LevelDefault.
+func DefaultOptions() Options {
+	return Options{Encoding: DefaultEncoding, PageSize: DefaultPageSize, Level: LevelDefault}
+}
+
+// NewBuilder returns a builder that compresses pages with enc at
+// LevelDefault and seals a page when its entries hold pageSize bytes of
+// lines and metadata (<= 0 selects DefaultPageSize). An unknown enc makes
+// every Append fail and Encode return an error wrapping
 // ErrUnsupportedFeature (validate configuration with ParseEncoding).
 func NewBuilder(enc Encoding, pageSize int) *Builder {
-	return newBuilder(enc, pageSize, zstdLevel)
+	return NewBuilderOptions(Options{Encoding: enc, PageSize: pageSize})
+}
+
+// NewBuilderOptions returns a builder configured by o (see NewBuilder).
+func NewBuilderOptions(o Options) *Builder {
+	return newBuilder(o.Encoding, o.PageSize, o.Level.zstd())
 }
 
 func newBuilder(enc Encoding, pageSize int, level zstd.EncoderLevel) *Builder {
@@ -65,7 +112,6 @@ func newBuilder(enc Encoding, pageSize int, level zstd.EncoderLevel) *Builder {
 	if !enc.valid() {
 		b.err = fmt.Errorf("chunk encoding %d: %w", uint8(enc), ErrUnsupportedFeature)
 	}
-	b.body = appendHeader(make([]byte, 0, 4096), enc, 0)
 	return b
 }
 
@@ -136,17 +182,18 @@ func (b *Builder) seal() {
 		b.err = fmt.Errorf("seal page %d: payload of %d bytes exceeds %d", len(b.pages), len(b.payload), maxPayloadSize)
 		return
 	}
-	off := len(b.body)
-	body, err := compress(b.enc, b.level, b.body, b.payload)
+	packed, err := compress(b.enc, b.level, b.packed[:0], b.payload)
 	if err != nil {
 		b.err = fmt.Errorf("seal page %d: %w", len(b.pages), err)
 		return
 	}
-	b.body = body
-	data := b.body[off:len(b.body):len(b.body)]
+	b.packed = packed
+	// An exact-size copy: no slack kept per page, and the scratch buffers
+	// are reused for the next page.
+	data := slices.Clone(packed)
 	p := pageRef{
 		data:        data,
-		offset:      int64(off),
+		offset:      int64(headerSize + b.stored),
 		minT:        es[0].Timestamp,
 		maxT:        es[len(es)-1].Timestamp,
 		entries:     len(es),
@@ -163,6 +210,7 @@ func (b *Builder) seal() {
 	b.meta.Entries += p.entries
 	b.meta.UncompressedBytes += p.rawBytes
 	b.pages = append(b.pages, p)
+	b.stored += len(data)
 	if last := es[len(es)-1]; !b.hasNewest || last.Timestamp >= b.newest.Timestamp {
 		b.newest, b.hasNewest = last, true
 	}
@@ -188,7 +236,7 @@ func (b *Builder) Meta() Meta {
 		m.Entries += len(b.open)
 		m.UncompressedBytes += b.openRaw
 	}
-	m.CompressedBytes = len(b.body) + b.openEstimate() + footerSize + 2 + 24*len(b.pages)
+	m.CompressedBytes = headerSize + b.stored + b.openEstimate() + footerSize + 2 + 24*len(b.pages)
 	return m
 }
 
@@ -196,9 +244,8 @@ func (b *Builder) openEstimate() int {
 	if b.openRaw == 0 {
 		return 0
 	}
-	stored := len(b.body) - headerSize
-	if b.meta.UncompressedBytes > 0 && stored > 0 {
-		return int(int64(b.openRaw) * int64(stored) / int64(b.meta.UncompressedBytes))
+	if b.meta.UncompressedBytes > 0 && b.stored > 0 {
+		return int(int64(b.openRaw) * int64(b.stored) / int64(b.meta.UncompressedBytes))
 	}
 	return b.openRaw / typicalRatio[b.enc%Encoding(len(typicalRatio))]
 }
@@ -215,8 +262,11 @@ func (b *Builder) Encode() ([]byte, Meta, error) {
 	if b.err != nil {
 		return nil, Meta{}, b.err
 	}
-	out := make([]byte, len(b.body), len(b.body)+footerSize+2+24*len(b.pages))
-	copy(out, b.body)
+	out := make([]byte, 0, headerSize+b.stored+footerSize+2+24*len(b.pages))
+	out = appendHeader(out, b.enc, 0)
+	for _, p := range b.pages {
+		out = append(out, p.data...)
+	}
 	out = appendTableAndFooter(out, b.pages)
 	m := b.meta
 	m.CompressedBytes = len(out)

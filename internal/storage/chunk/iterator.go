@@ -67,6 +67,7 @@ type iterator struct {
 	heap    []*source // loaded, with a current entry
 	free    []*source // exhausted sources whose columns can be reused
 	spare   []byte    // a payload buffer no returned entry points into
+	bufSize int       // capacity for new payload buffers: the largest pending page
 
 	cur     model.Entry
 	err     error
@@ -89,6 +90,7 @@ func newIterator(enc Encoding, pages []pageRef, r model.TimeRange, dir model.Dir
 		p := &pages[i]
 		if r.Overlaps(p.minT, p.maxT) {
 			it.pending = append(it.pending, &source{idx: i, minT: p.minT, maxT: p.maxT, page: p})
+			it.bufSize = max(it.bufSize, p.payloadSize)
 		}
 	}
 	return it
@@ -217,7 +219,8 @@ func (it *iterator) load(s *source) error {
 	buf := it.spare
 	it.spare = nil
 	if it.enc != EncNone && cap(buf) < p.payloadSize {
-		buf = make([]byte, p.payloadSize)
+		// Sized for the largest page so that a recycled buffer fits any.
+		buf = make([]byte, max(p.payloadSize, it.bufSize))
 	}
 	payload, err := decompress(it.enc, buf, p.data, p.payloadSize)
 	if err != nil {
