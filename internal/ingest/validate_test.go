@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -385,4 +386,34 @@ func TestValidateZeroLimitsDisable(t *testing.T) {
 	}}, testNow)
 	require.NoError(t, err)
 	require.Len(t, got, 1)
+}
+
+// TestConcurrentDecodeAndValidate runs decoders and one validator from many
+// goroutines, for the race detector: the label cache, the level sets and the
+// rate limiter are shared.
+func TestConcurrentDecodeAndValidate(t *testing.T) {
+	streams, _, _ := benchStreams(false)
+	body := snappy.Encode(nil, AppendProto(nil, streams[:4]))
+	v := NewValidator(prometheus.NewRegistry(), nil)
+	l := tenant.Defaults()
+	l.IngestionRateMB, l.IngestionBurstSizeMB = 1e6, 1e6
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			for range 5 {
+				req, err := DecodeProto(body, 0)
+				if err == nil {
+					_, err = v.Validate(fmt.Sprintf("t%d", g%3), &l, req, testNow)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		require.NoError(t, <-errs)
+	}
 }
