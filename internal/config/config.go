@@ -18,6 +18,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/ledgerlog/ledgerlog/internal/compactor"
 	"github.com/ledgerlog/ledgerlog/internal/tenant"
 	"github.com/ledgerlog/ledgerlog/internal/units"
 )
@@ -30,7 +31,7 @@ type Config struct {
 	Common        CommonConfig      `yaml:"common"`
 	Ingester      IngesterConfig    `yaml:"ingester"`
 	StorageConfig StorageConfig     `yaml:"storage_config"`
-	Compactor     CompactorConfig   `yaml:"compactor"`
+	Compactor     compactor.Config  `yaml:"compactor"`
 	Limits        tenant.Limits     `yaml:"limits_config"`
 	RuntimeConfig RuntimeConfig     `yaml:"runtime_config"`
 	Distributor   DistributorConfig `yaml:"distributor"`
@@ -96,15 +97,6 @@ type FilesystemConfig struct {
 	Dir string `yaml:"dir"`
 }
 
-// CompactorConfig uses Loki's compactor keys.
-type CompactorConfig struct {
-	WorkingDirectory     string         `yaml:"working_directory"`
-	CompactionInterval   units.Duration `yaml:"compaction_interval"`
-	RetentionEnabled     bool           `yaml:"retention_enabled"`
-	RetentionDeleteDelay units.Duration `yaml:"retention_delete_delay"`
-	DeleteRequestStore   string         `yaml:"delete_request_store"`
-}
-
 // RuntimeConfig is the per-tenant overrides file, reloaded periodically.
 type RuntimeConfig struct {
 	File   string         `yaml:"file"`
@@ -162,13 +154,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Ingester.WAL.ReplayMemoryCeiling, "ingester.wal-replay-memory-ceiling", "Accepted for compatibility.")
 	f.StringVar(&c.StorageConfig.ObjectStore.Filesystem.Dir, "object-store.filesystem.dir", "", "Block store directory (default <path_prefix>/blocks).")
 
-	f.StringVar(&c.Compactor.WorkingDirectory, "compactor.working-directory", "", "Compactor scratch directory (default <path_prefix>/compactor).")
-	c.Compactor.CompactionInterval = units.Duration(10 * time.Minute)
-	f.Var(&c.Compactor.CompactionInterval, "compactor.compaction-interval", "Interval between compactions.")
-	f.BoolVar(&c.Compactor.RetentionEnabled, "compactor.retention-enabled", true, "Delete data past retention_period.")
-	c.Compactor.RetentionDeleteDelay = units.Duration(2 * time.Hour)
-	f.Var(&c.Compactor.RetentionDeleteDelay, "compactor.retention-delete-delay", "Delay before marked blocks are deleted.")
-	f.StringVar(&c.Compactor.DeleteRequestStore, "compactor.delete-request-store", "", "Accepted for compatibility.")
+	c.Compactor.RegisterFlags(f)
 
 	f.StringVar(&c.RuntimeConfig.File, "runtime-config.file", "", "Per-tenant overrides file.")
 	c.RuntimeConfig.Period = units.Duration(10 * time.Second)

@@ -5,6 +5,7 @@
 package head
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -76,13 +77,31 @@ func New(opts Options, log *slog.Logger, reg prometheus.Registerer) *Head {
 		chunksCut: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "ledgerlog_head_chunks_cut_total", Help: "Chunks cut from the head, by reason.",
 		}, []string{"reason"}),
-		discarded: f.NewCounterVec(prometheus.CounterOpts{
+		discarded: sharedCounterVec(reg, prometheus.CounterOpts{
 			Name: "loki_discarded_samples_total", Help: "The total number of samples that were discarded.",
 		}, []string{"reason", "tenant"}),
 		createdTotal: f.NewCounter(prometheus.CounterOpts{
 			Name: "loki_ingester_streams_created_total", Help: "The total number of streams created.",
 		}),
 	}
+}
+
+// sharedCounterVec registers a counter that other components (the push
+// validator) may have registered already, and returns the registered one.
+func sharedCounterVec(reg prometheus.Registerer, opts prometheus.CounterOpts, labels []string) *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(opts, labels)
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+				return existing
+			}
+		}
+	}
+	return c
 }
 
 // SetClock replaces the wall clock (tests).

@@ -1,0 +1,176 @@
+package app
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/ledgerlog/ledgerlog/internal/model"
+)
+
+// benchDir is the shared benchmark toolkit (gen, push, query).
+const benchDir = "../../../shared/bench"
+
+var (
+	benchOnce sync.Once
+	benchBin  string
+	benchErr  error
+)
+
+// benchTools builds the toolkit into a temp dir once per test binary.
+func benchTools(t *testing.T) string {
+	t.Helper()
+	benchOnce.Do(func() {
+		if _, err := os.Stat(filepath.Join(benchDir, "go.mod")); err != nil {
+			benchErr = fmt.Errorf("benchmark toolkit not found at %s: %w", benchDir, err)
+			return
+		}
+		dir, err := os.MkdirTemp("", "ledgerlog-benchkit-")
+		if err != nil {
+			benchErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/...")
+		cmd.Dir = benchDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			benchErr = fmt.Errorf("build benchmark toolkit: %v\n%s", err, out)
+			return
+		}
+		benchBin = dir
+	})
+	if benchErr != nil {
+		t.Skipf("SKIPPING reference test: %v", benchErr)
+	}
+	return benchBin
+}
+
+type genLine struct {
+	Labels string `json:"labels"`
+	TS     int64  `json:"ts"`
+	Line   string `json:"line"`
+	ls     model.Labels
+}
+
+// TestReferenceDataset pushes a generated FinTech dataset with the
+// benchmark's push tool and checks log-query answers against a brute-force
+// evaluation over the dataset file, from the head and again from blocks.
+func TestReferenceDataset(t *testing.T) {
+	bin := benchTools(t)
+	lines := 40000
+	if testing.Short() {
+		lines = 10000
+	}
+	data := filepath.Join(t.TempDir(), "fintech.ndjson")
+	out, err := exec.Command(bin+"/gen", "-lines", strconv.Itoa(lines), "-out", data).CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	var all []genLine
+	f, err := os.Open(data)
+	require.NoError(t, err)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var g genLine
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &g))
+		g.ls, err = model.ParseLabels(g.Labels)
+		require.NoError(t, err)
+		all = append(all, g)
+	}
+	require.NoError(t, f.Close())
+	require.Len(t, all, lines)
+
+	s := startServer(t, tempDir(t), "-validation.reject-old-samples=false", "-ingester.max-head-bytes", "1MB")
+	out, err = exec.Command(bin+"/push", "-in", data, "-url", s.url, "-format", "proto", "-concurrency", "4").CombinedOutput()
+	require.NoError(t, err, string(out))
+
+	start := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC).UnixNano()
+	end := start + int64(6*time.Hour)
+	type q struct {
+		query      string
+		start, end int64
+		limit      int
+		dir        string
+		match      func(g genLine) bool
+	}
+	has := func(label, value string) func(genLine) bool {
+		return func(g genLine) bool { return g.ls.Get(label) == value }
+	}
+	and := func(fs ...func(genLine) bool) func(genLine) bool {
+		return func(g genLine) bool {
+			for _, f := range fs {
+				if !f(g) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	contains := func(s string) func(genLine) bool {
+		return func(g genLine) bool { return strings.Contains(g.Line, s) }
+	}
+	declines := regexp.MustCompile("ACQUIRER_TIMEOUT|ISSUER_DECLINED")
+	mid := start + int64(2*time.Hour)
+	queries := []q{
+		{`{service="ledger"}`, start, end, 1000, "backward", has("service", "ledger")},
+		{`{service="payment-processor", environment="prod"} |~ "ACQUIRER_TIMEOUT|ISSUER_DECLINED"`, start, end, 100, "backward",
+			and(has("service", "payment-processor"), has("environment", "prod"), func(g genLine) bool { return declines.MatchString(g.Line) })},
+		{`{service=~".+"} |= "4bf92f3577b34da6a3ce929d0e0e4736"`, start, end, 100, "backward", contains("4bf92f3577b34da6a3ce929d0e0e4736")},
+		{`{service=~".+"} |~ "COMPLIANCE_VIOLATION"`, start, end, 100, "forward", contains("COMPLIANCE_VIOLATION")},
+		{`{level="error"} != "timeout"`, start, end, 500, "forward", and(has("level", "error"), func(g genLine) bool { return !strings.Contains(g.Line, "timeout") })},
+		{`{environment="prod", region=~"eu-.*"} |= "ERROR"`, start, end, 5000, "forward",
+			and(has("environment", "prod"), func(g genLine) bool { return strings.HasPrefix(g.ls.Get("region"), "eu-") }, contains("ERROR"))},
+		{`{service="auth"}`, mid, mid + int64(30*time.Minute), 5000, "forward", has("service", "auth")},
+		{`{service!="auth", level=~"warn|error"}`, mid, end, 200, "backward",
+			and(func(g genLine) bool { return g.ls.Get("service") != "auth" }, func(g genLine) bool { l := g.ls.Get("level"); return l == "warn" || l == "error" })},
+	}
+	expect := func(x q) []string {
+		var rows []genLine
+		for _, g := range all {
+			if g.TS >= x.start && g.TS < x.end && x.match(g) {
+				rows = append(rows, g)
+			}
+		}
+		sort.Slice(rows, func(i, j int) bool {
+			if x.dir == "forward" {
+				return rows[i].TS < rows[j].TS
+			}
+			return rows[i].TS > rows[j].TS
+		})
+		if len(rows) > x.limit {
+			rows = rows[:x.limit]
+		}
+		out := make([]string, len(rows))
+		for i, g := range rows {
+			out[i] = fmt.Sprintf("%s\t%d\t%s", labelString(g.ls.Map()), g.TS, g.Line)
+		}
+		sort.Strings(out)
+		return out
+	}
+	check := func(phase string) {
+		for _, x := range queries {
+			got, _ := s.queryRange(x.query, x.start, x.end, x.limit, x.dir)
+			sort.Strings(got)
+			want := expect(x)
+			require.Equal(t, len(want), len(got), "%s: %s", phase, x.query)
+			require.Equal(t, want, got, "%s: %s", phase, x.query)
+		}
+	}
+	check("head and blocks")
+	require.Equal(t, 204, s.do("POST", "/flush", nil).status)
+	check("after flush")
+	s.stop()
+	s = startServer(t, s.dir, "-validation.reject-old-samples=false")
+	check("after restart")
+}
