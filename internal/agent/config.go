@@ -159,24 +159,24 @@ type ScrapeConfig struct {
 	FileSDConfigs  []FileSDConfig    `yaml:"file_sd_configs,omitempty"`
 	Syslog         *SyslogConfig     `yaml:"syslog,omitempty"`
 	PushAPI        *PushConfig       `yaml:"loki_push_api,omitempty"`
-	Journal        *yaml.Node        `yaml:"journal,omitempty"`
+	Journal        presence        `yaml:"journal,omitempty"`
 	Encoding       string            `yaml:"encoding,omitempty"`
 	Decompression  *Decompression    `yaml:"decompression,omitempty"`
 
 	// Sources Promtail knows that this agent does not implement. They are
 	// decoded so that their presence is reported by name.
-	KubernetesSD    *yaml.Node `yaml:"kubernetes_sd_configs,omitempty"`
-	ConsulSD        *yaml.Node `yaml:"consul_sd_configs,omitempty"`
-	ConsulAgentSD   *yaml.Node `yaml:"consulagent_sd_configs,omitempty"`
-	DockerSD        *yaml.Node `yaml:"docker_sd_configs,omitempty"`
-	WindowsEvents   *yaml.Node `yaml:"windows_events,omitempty"`
-	GCPLog          *yaml.Node `yaml:"gcplog,omitempty"`
-	AzureEventHubs  *yaml.Node `yaml:"azure_event_hubs,omitempty"`
-	Kafka           *yaml.Node `yaml:"kafka,omitempty"`
-	GELF            *yaml.Node `yaml:"gelf,omitempty"`
-	Cloudflare      *yaml.Node `yaml:"cloudflare,omitempty"`
-	HerokuDrain     *yaml.Node `yaml:"heroku_drain,omitempty"`
-	ServiceDiscover *yaml.Node `yaml:"service_discovery,omitempty"`
+	KubernetesSD    presence `yaml:"kubernetes_sd_configs,omitempty"`
+	ConsulSD        presence `yaml:"consul_sd_configs,omitempty"`
+	ConsulAgentSD   presence `yaml:"consulagent_sd_configs,omitempty"`
+	DockerSD        presence `yaml:"docker_sd_configs,omitempty"`
+	WindowsEvents   presence `yaml:"windows_events,omitempty"`
+	GCPLog          presence `yaml:"gcplog,omitempty"`
+	AzureEventHubs  presence `yaml:"azure_event_hubs,omitempty"`
+	Kafka           presence `yaml:"kafka,omitempty"`
+	GELF            presence `yaml:"gelf,omitempty"`
+	Cloudflare      presence `yaml:"cloudflare,omitempty"`
+	HerokuDrain     presence `yaml:"heroku_drain,omitempty"`
+	ServiceDiscover presence `yaml:"service_discovery,omitempty"`
 }
 
 // StaticConfig is a Prometheus static target group.
@@ -342,9 +342,25 @@ func LoadConfig(path string, expandEnv bool) (*Config, error) {
 	return cfg, nil
 }
 
-func notSupported(name string, n *yaml.Node) error {
-	if n != nil && n.Line > 0 {
-		return fmt.Errorf("line %d: %w: %s", n.Line, ErrNotSupported, name)
+// presence records that a config key was given (and where) without
+// decoding it: the key names a Promtail feature this agent lacks.
+type presence struct {
+	set  bool
+	line int
+}
+
+// UnmarshalYAML records the key's presence.
+func (p *presence) UnmarshalYAML(n *yaml.Node) error {
+	p.set, p.line = true, n.Line
+	return nil
+}
+
+// IsZero reports whether the key was absent.
+func (p presence) IsZero() bool { return !p.set }
+
+func notSupported(name string, line int) error {
+	if line > 0 {
+		return fmt.Errorf("line %d: %w: %s", line, ErrNotSupported, name)
 	}
 	return fmt.Errorf("%w: %s", ErrNotSupported, name)
 }
@@ -356,10 +372,10 @@ func (c *Config) validate() error {
 		c.Client = nil
 	}
 	if c.WAL != nil && c.WAL.Enabled {
-		return notSupported("wal (use clients[].disk_buffer)", nil)
+		return notSupported("wal (use clients[].disk_buffer)", 0)
 	}
 	if c.Tracing.Enabled {
-		return notSupported("tracing", nil)
+		return notSupported("tracing", 0)
 	}
 	for i := range c.Clients {
 		cl := &c.Clients[i]
@@ -388,19 +404,19 @@ func (c *Config) validate() error {
 			return fmt.Errorf("scrape_configs[%d]: duplicate job_name %q", i, sc.JobName)
 		}
 		jobs[sc.JobName] = true
-		for name, n := range map[string]*yaml.Node{
+		for name, n := range map[string]presence{
 			"kubernetes_sd_configs": sc.KubernetesSD, "consul_sd_configs": sc.ConsulSD,
 			"consulagent_sd_configs": sc.ConsulAgentSD, "docker_sd_configs": sc.DockerSD,
 			"windows_events": sc.WindowsEvents, "gcplog": sc.GCPLog, "azure_event_hubs": sc.AzureEventHubs,
 			"kafka": sc.Kafka, "gelf": sc.GELF, "cloudflare": sc.Cloudflare, "heroku_drain": sc.HerokuDrain,
 			"journal": sc.Journal,
 		} {
-			if n != nil {
-				return fmt.Errorf("scrape_configs[%d] (%s): %w", i, sc.JobName, notSupported(name, n))
+			if n.set {
+				return fmt.Errorf("scrape_configs[%d] (%s): %w", i, sc.JobName, notSupported(name, n.line))
 			}
 		}
-		if sc.ServiceDiscover != nil {
-			return fmt.Errorf("scrape_configs[%d] (%s): %w", i, sc.JobName, notSupported("service_discovery", sc.ServiceDiscover))
+		if sc.ServiceDiscover.set {
+			return fmt.Errorf("scrape_configs[%d] (%s): %w", i, sc.JobName, notSupported("service_discovery", sc.ServiceDiscover.line))
 		}
 		for j, rc := range sc.RelabelConfigs {
 			if rc == nil {

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"sync"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/golang/snappy"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/relabel"
+	"go.yaml.in/yaml/v3"
 	"github.com/stretchr/testify/require"
 )
 
@@ -103,4 +107,16 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func mustRelabel(t testing.TB, yml string) []*relabel.Config {
+	t.Helper()
+	var out []*relabel.Config
+	require.NoError(t, yaml.Unmarshal([]byte(yml), &out))
+	for _, c := range out {
+		require.NoError(t, c.Validate(model.LegacyValidation))
+	}
+	return out
 }
