@@ -159,7 +159,7 @@ type ScrapeConfig struct {
 	FileSDConfigs  []FileSDConfig    `yaml:"file_sd_configs,omitempty"`
 	Syslog         *SyslogConfig     `yaml:"syslog,omitempty"`
 	PushAPI        *PushConfig       `yaml:"loki_push_api,omitempty"`
-	Journal        presence        `yaml:"journal,omitempty"`
+	Journal        presence          `yaml:"journal,omitempty"`
 	Encoding       string            `yaml:"encoding,omitempty"`
 	Decompression  *Decompression    `yaml:"decompression,omitempty"`
 
