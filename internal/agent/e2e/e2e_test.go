@@ -75,7 +75,7 @@ type queryResult struct {
 	Data struct {
 		Result []struct {
 			Stream map[string]string `json:"stream"`
-			Values [][2]string        `json:"values"`
+			Values [][2]string       `json:"values"`
 		} `json:"result"`
 	} `json:"data"`
 }

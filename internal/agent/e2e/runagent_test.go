@@ -22,8 +22,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func TestRunAgentCheckSyntaxAndErrors(t *testing.T) {
 	t.Setenv("POSITIONS_DIR", t.TempDir())
@@ -69,7 +73,9 @@ scrape_configs:
 	var stdout syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- app.RunAgent(ctx, []string{"-config.file=" + cfgPath, "-dry-run"}, &stdout, io.Discard) }()
+	go func() {
+		done <- app.RunAgent(ctx, []string{"-config.file=" + cfgPath, "-dry-run"}, &stdout, io.Discard)
+	}()
 	defer func() { cancel(); require.NoError(t, <-done) }()
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
 	get := func(path string) (int, string) {
