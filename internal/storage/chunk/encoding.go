@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -124,6 +125,52 @@ func compress(enc Encoding, level zstd.EncoderLevel, dst, src []byte) ([]byte, e
 	return dst, fmt.Errorf("encoding %s: %w", enc, ErrUnsupportedFeature)
 }
 
+// checkPayloadSize checks the page table's payload size against what the
+// stored page itself says, before a reader allocates that much: a damaged
+// or hostile size must not cost a large allocation.
+func checkPayloadSize(enc Encoding, src []byte, size int) error {
+	switch enc {
+	case EncNone:
+		if len(src) != size {
+			return errPayloadSize
+		}
+	case EncZstd:
+		var h zstd.Header
+		if err := h.Decode(src); err != nil {
+			return fmt.Errorf("zstd frame header: %w", err)
+		}
+		switch {
+		case h.HasFCS && h.FrameContentSize != uint64(size):
+			return errPayloadSize
+		case !h.HasFCS && size > 1<<20 && size > 64*len(src):
+			// Frames under 256 bytes carry no content size; larger
+			// ones from other writers might not either: bound them.
+			return errPayloadSize
+		}
+	case EncSnappy:
+		n, err := snappy.DecodedLen(src)
+		if err != nil {
+			return fmt.Errorf("snappy: %w", err)
+		}
+		if n != size {
+			return errPayloadSize
+		}
+	case EncLZ4:
+		// An LZ4 block expands at most about 255 times.
+		if size > 255*len(src)+64 {
+			return errPayloadSize
+		}
+	case EncGZIP:
+		// The gzip trailer ends with the input size modulo 2^32.
+		if len(src) < 18 || binary.LittleEndian.Uint32(src[len(src)-4:]) != uint32(size) {
+			return errPayloadSize
+		}
+	default:
+		return fmt.Errorf("encoding %s: %w", enc, ErrUnsupportedFeature)
+	}
+	return nil
+}
+
 // decompress decodes src into dst[:size], where cap(dst) >= size, and
 // returns the payload. It never writes more than size bytes and fails if the
 // decoded size is not exactly size. For EncNone it returns src itself.
@@ -233,12 +280,21 @@ var (
 	gzipReaderPool    = sync.Pool{New: func() any { return new(gzip.Reader) }}
 )
 
+// zstdWindow is the encoder window: the default page size rounded up to a
+// power of two.
+const zstdWindow = 1 << 18
+
 func newZstdEncoderPool(level zstd.EncoderLevel) *sync.Pool {
 	return &sync.Pool{New: func() any {
 		e, err := zstd.NewWriter(nil,
 			zstd.WithEncoderLevel(level),
 			zstd.WithEncoderConcurrency(1),
 			zstd.WithEncoderCRC(false), // the page table carries a CRC32C
+			// A page is compressed on its own, so a window larger than the
+			// largest page buys nothing and costs 8 MiB of history per
+			// pooled encoder at the default level.
+			zstd.WithWindowSize(zstdWindow),
+			zstd.WithLowerEncoderMem(true),
 		)
 		if err != nil {
 			panic("BUG: zstd encoder options: " + err.Error())

@@ -68,11 +68,19 @@ func checkNoPanic(t *testing.T, data []byte) {
 		return
 	}
 	m := c.Meta()
-	ranges := []model.TimeRange{model.AllTime, {Min: m.MinTime, Max: m.MinTime/2 + m.MaxTime/2}}
-	filters := []*iter.Filter{nil, {Needles: [][]byte{[]byte("e"), {}}}, {Match: func(l []byte) bool { return len(l)%2 == 0 }}}
-	for _, r := range ranges {
-		for _, f := range filters {
-			for _, dir := range []model.Direction{model.Forward, model.Backward} {
+	type query struct {
+		r   model.TimeRange
+		dir model.Direction
+		f   *iter.Filter
+	}
+	for _, q := range []query{
+		{model.AllTime, model.Forward, nil},
+		{model.AllTime, model.Backward, &iter.Filter{Needles: [][]byte{[]byte("e"), {}}}},
+		{model.TimeRange{Min: m.MinTime, Max: m.MinTime/2 + m.MaxTime/2}, model.Backward, &iter.Filter{Match: func(l []byte) bool { return len(l)%2 == 0 }}},
+	} {
+		r, dir, f := q.r, q.dir, q.f
+		{
+			{
 				it := c.Iterator(r, dir, f)
 				last, n := int64(0), 0
 				for it.Next() {
@@ -109,7 +117,7 @@ func requireKnownError(t *testing.T, err error) {
 
 func FuzzOpen(f *testing.F) {
 	for _, enc := range Encodings() {
-		f.Add(testChunk(f, enc))
+		f.Add(smallChunk(f, enc))
 	}
 	empty, _, err := NewBuilder(EncNone, 0).Encode()
 	require.NoError(f, err)
@@ -119,6 +127,22 @@ func FuzzOpen(f *testing.F) {
 		checkNoPanic(t, data)
 		checkNoPanic(t, fixChecksums(data))
 	})
+}
+
+// smallChunk is a chunk of a few tiny pages: small seeds keep fuzzing and
+// input minimisation fast.
+func smallChunk(t testing.TB, enc Encoding) []byte {
+	b := NewBuilder(enc, 16)
+	for i, l := range []string{"seed line one", "two", "", "line four e", "five"} {
+		e := entry(int64(100-i*i), l)
+		if i == 1 {
+			e.Metadata = model.LabelsFromStrings("k", "v")
+		}
+		require.True(t, b.Append(e))
+	}
+	data, _, err := b.Encode()
+	require.NoError(t, err)
+	return data
 }
 
 // fuzzEntries derives entries from arbitrary bytes: per entry one byte of
@@ -204,7 +228,9 @@ func TestGolden(t *testing.T) {
 			data, _, err := b.Encode()
 			require.NoError(t, err)
 			require.NoError(t, os.WriteFile(name, data, 0o644))
-			writeCorpus(t, "FuzzOpen", enc.String(), data)
+			writeCorpus(t, "FuzzOpen", enc.String(), fmt.Sprintf("[]byte(%q)\n", smallChunk(t, enc)))
+			writeCorpus(t, "FuzzRoundTrip", enc.String(), fmt.Sprintf("[]byte(%q)\nuint8(%d)\nuint16(%d)\n[]byte(%q)\n",
+				"\x01\x05hello\x00\x05hello\xff\x45world\x02\x00\x00\x03abc\x80\x41ab", byte(enc), 6, "l"))
 		}
 		data, err := os.ReadFile(name)
 		require.NoError(t, err)
@@ -221,10 +247,11 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// writeCorpus writes a seed file in the format `go test -fuzz` reads.
-func writeCorpus(t *testing.T, target, name string, data []byte) {
+// writeCorpus writes a seed file in the format `go test -fuzz` reads; args
+// holds one Go literal per line.
+func writeCorpus(t *testing.T, target, name string, args string) {
 	dir := filepath.Join("testdata", "fuzz", target)
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	content := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", data)
+	content := "go test fuzz v1\n" + args
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "seed-"+name), []byte(content), 0o644))
 }

@@ -216,11 +216,15 @@ func (it *iterator) load(s *source) error {
 		it.free[n-1] = nil
 		it.free = it.free[:n-1]
 	}
+	if err := checkPayloadSize(it.enc, p.data, p.payloadSize); err != nil {
+		return corrupt(p.offset, "page %d: %w", s.idx, err)
+	}
 	buf := it.spare
 	it.spare = nil
 	if it.enc != EncNone && cap(buf) < p.payloadSize {
-		// Sized for the largest page so that a recycled buffer fits any.
-		buf = make([]byte, max(p.payloadSize, it.bufSize))
+		// Room for the largest page, so that a recycled buffer fits the
+		// next one, but no more than a quarter above this page's size.
+		buf = make([]byte, max(p.payloadSize, min(it.bufSize, p.payloadSize+p.payloadSize/4)))
 	}
 	payload, err := decompress(it.enc, buf, p.data, p.payloadSize)
 	if err != nil {

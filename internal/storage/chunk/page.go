@@ -94,6 +94,11 @@ func decodePayload(payload []byte, p *pageRef, c *pageCols) error {
 	if tsLen > rest || lenLen > rest-tsLen || mdLen > rest-tsLen-lenLen {
 		return errors.New("column lengths exceed the payload")
 	}
+	// Every entry takes at least one byte in each of the two columns; this
+	// also bounds the allocations below by the payload's real size.
+	if n > tsLen || n > lenLen {
+		return fmt.Errorf("%d entries do not fit in columns of %d and %d bytes", n, tsLen, lenLen)
+	}
 	tsCol := payload[d.pos : d.pos+int(tsLen)]
 	lenCol := payload[d.pos+int(tsLen) : d.pos+int(tsLen+lenLen)]
 	mdStart := d.pos + int(tsLen+lenLen)
