@@ -6,6 +6,7 @@ import (
 	"hash/crc32"
 	"slices"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/prometheus/model/labels"
 
@@ -42,6 +43,10 @@ type Builder struct {
 
 	newest    model.Entry // newest sealed entry, for duplicate detection
 	hasNewest bool
+	// dedup indexes the open page by (timestamp, line hash) once appends
+	// stop being strictly increasing, so that duplicate checks stay O(1)
+	// for out-of-order data and runs of equal timestamps. nil until needed.
+	dedup map[dedupKey]int32
 
 	w       pageWriter
 	payload []byte // scratch for one page payload
@@ -130,13 +135,8 @@ func (b *Builder) Append(e model.Entry) bool {
 	if b.hasNewest && e.Timestamp == b.newest.Timestamp && e.Line == b.newest.Line {
 		return false
 	}
-	if len(b.open) > 0 && e.Timestamp <= b.openMax {
-		// Not in order: the entry may duplicate one in the open page.
-		for i := len(b.open) - 1; i >= 0; i-- {
-			if b.open[i].Timestamp == e.Timestamp && b.open[i].Line == e.Line {
-				return false
-			}
-		}
+	if len(b.open) > 0 && e.Timestamp <= b.openMax && b.inOpenPage(e) {
+		return false
 	}
 	if len(b.open) == 0 {
 		b.openMin, b.openMax, b.openSorted = e.Timestamp, e.Timestamp, true
@@ -147,6 +147,12 @@ func (b *Builder) Append(e model.Entry) bool {
 		b.openMin = min(b.openMin, e.Timestamp)
 		b.openMax = max(b.openMax, e.Timestamp)
 	}
+	if b.dedup != nil {
+		k := dedupKey{e.Timestamp, xxhash.Sum64String(e.Line)}
+		if _, ok := b.dedup[k]; !ok {
+			b.dedup[k] = int32(len(b.open))
+		}
+	}
 	// append never writes below len(b.open), so snapshots stay intact.
 	b.open = append(b.open, e)
 	b.openRaw += len(e.Line) + metadataBytes(e.Metadata)
@@ -154,6 +160,58 @@ func (b *Builder) Append(e model.Entry) bool {
 		b.seal()
 	}
 	return true
+}
+
+type dedupKey struct {
+	ts   int64
+	hash uint64
+}
+
+// dedupScan is how many entries inOpenPage compares before it builds the
+// index.
+const dedupScan = 16
+
+// inOpenPage reports whether the open page holds an entry with e's
+// timestamp and line. e.Timestamp <= b.openMax.
+func (b *Builder) inOpenPage(e model.Entry) bool {
+	if b.dedup == nil && b.openSorted {
+		// In-order data: equal timestamps sit at the end of the page.
+		n := 0
+		for i := len(b.open) - 1; i >= 0 && b.open[i].Timestamp == e.Timestamp; i-- {
+			if b.open[i].Line == e.Line {
+				return true
+			}
+			if n++; n == dedupScan {
+				break
+			}
+		}
+		if n < dedupScan {
+			return false
+		}
+	}
+	if b.dedup == nil {
+		b.dedup = make(map[dedupKey]int32, 2*len(b.open))
+		for i, o := range b.open {
+			k := dedupKey{o.Timestamp, xxhash.Sum64String(o.Line)}
+			if _, ok := b.dedup[k]; !ok {
+				b.dedup[k] = int32(i)
+			}
+		}
+	}
+	i, ok := b.dedup[dedupKey{e.Timestamp, xxhash.Sum64String(e.Line)}]
+	if !ok {
+		return false
+	}
+	if b.open[i].Line == e.Line {
+		return true
+	}
+	// A 64-bit hash collision: fall back to comparing every entry.
+	for _, o := range b.open {
+		if o.Timestamp == e.Timestamp && o.Line == e.Line {
+			return true
+		}
+	}
+	return false
 }
 
 func metadataBytes(ls model.Labels) int {
@@ -218,6 +276,7 @@ func (b *Builder) seal() {
 	b.open = make([]model.Entry, 0, len(es))
 	b.openRaw = 0
 	b.openSorted = true
+	b.dedup = nil
 }
 
 // Meta summarises everything appended so far. CompressedBytes counts the

@@ -633,3 +633,31 @@ func TestIteratorLinesStayValid(t *testing.T) {
 		requireEntries(t, expected(accepted, model.AllTime, model.Forward, f), got, enc.String())
 	}
 }
+
+// TestDuplicatesModel checks Append's duplicate rule against a linear scan
+// of the builder's open page and newest sealed entry, with many equal
+// timestamps and out-of-order entries (which switch on the dedup index).
+func TestDuplicatesModel(t *testing.T) {
+	for _, sorted := range []bool{true, false} {
+		r := rand.New(rand.NewPCG(11, 12))
+		b := NewBuilder(EncSnappy, 2000)
+		ts := int64(0)
+		for i := range 20000 {
+			if sorted {
+				if r.IntN(50) == 0 {
+					ts++
+				}
+			} else {
+				ts = int64(r.IntN(40))
+			}
+			e := entry(ts, fmt.Sprintf("line-%d", r.IntN(60)))
+			want := b.hasNewest && b.newest.Timestamp == e.Timestamp && b.newest.Line == e.Line
+			for _, o := range b.open {
+				want = want || (o.Timestamp == e.Timestamp && o.Line == e.Line)
+			}
+			require.Equal(t, !want, b.Append(e), "append %d", i)
+		}
+		c := encodeOpen(t, b)
+		require.Equal(t, b.Meta().Entries, c.Meta().Entries)
+	}
+}
