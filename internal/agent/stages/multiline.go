@@ -104,7 +104,7 @@ func (s *multilineStage) process(e *Entry) {
 		s.flush(st)
 		st.start = *e
 	}
-	if st.buf.Len() > 0 {
+	if st.lines > 0 {
 		st.buf.WriteByte('\n')
 	}
 	st.buf.WriteString(e.Line)
@@ -120,9 +120,11 @@ func (s *multilineStage) process(e *Entry) {
 	}
 }
 
-// flush releases st's block, if any.
+// flush releases st's block, if any. A block is counted in lines, so a
+// block of one empty line is released as an empty line (Promtail, which
+// checks the buffer's length, loses it).
 func (s *multilineStage) flush(st *mlStream) {
-	if st.buf.Len() == 0 {
+	if st.lines == 0 {
 		return
 	}
 	out := Entry{
