@@ -186,7 +186,7 @@ func (db *DB) replayChunk(d decodedRecord) error {
 	var entries []model.Entry
 	for it.Next() {
 		e := it.At()
-		entries = append(entries, model.Entry{Timestamp: e.Timestamp, Line: cloneString(e.Line), Metadata: e.Metadata})
+		entries = append(entries, e)
 	}
 	if err := it.Err(); err != nil {
 		db.metrics.corruptions.WithLabelValues("wal_chunk").Inc()
@@ -197,7 +197,6 @@ func (db *DB) replayChunk(d decodedRecord) error {
 	return nil
 }
 
-func cloneString(s string) string { return string([]byte(s)) }
 
 // Push stores streams for a tenant: it appends them to the head, writes
 // what was accepted to the WAL and returns once that is durable (when the

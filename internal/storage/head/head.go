@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,6 +131,42 @@ type Stream struct {
 	hasEntries bool
 	cut        []*Cut
 	recent     recentRing // hashes of the latest entries, to drop re-sent duplicates
+	arena      arena      // owned copies of line bytes of the open chunk
+	lastMeta   model.Labels
+}
+
+// arena holds copies of appended lines so that the head never keeps a
+// whole decoded request alive for the sake of a few of its lines. Bytes
+// once written are never changed; a full slab is replaced, not reused.
+type arena struct{ buf []byte }
+
+const arenaSlab = 64 << 10
+
+func (a *arena) copy(s string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	if len(s) > cap(a.buf)-len(a.buf) {
+		a.buf = make([]byte, 0, max(arenaSlab, len(s)))
+	}
+	start := len(a.buf)
+	a.buf = append(a.buf, s...)
+	return unsafe.String(&a.buf[start], len(s))
+}
+
+// ownMetadata returns structured metadata that does not alias request
+// memory; consecutive entries usually share one set, which is reused.
+func (s *Stream) ownMetadata(md model.Labels) model.Labels {
+	if md.IsEmpty() {
+		return md
+	}
+	if labels.Equal(md, s.lastMeta) {
+		return s.lastMeta
+	}
+	b := model.NewScratch()
+	md.Range(func(l model.Label) { b.Add(strings.Clone(l.Name), strings.Clone(l.Value)) })
+	s.lastMeta, _ = b.Labels()
+	return s.lastMeta
 }
 
 // recentSize is how many recent entries per stream are remembered for
@@ -331,7 +368,15 @@ func (h *Head) appendStream(tenantID string, s *Stream, entries []model.Entry, l
 			s.openSince = now
 		}
 		eh := entryHash(e)
-		if (s.hasEntries && e.Timestamp <= s.maxTs && s.recent.contains(eh)) || !s.open.Append(e) {
+		if s.hasEntries && e.Timestamp <= s.maxTs && s.recent.contains(eh) {
+			if all {
+				kept = append(kept, entries[:i]...)
+				all = false
+			}
+			continue
+		}
+		owned := model.Entry{Timestamp: e.Timestamp, Line: s.arena.copy(e.Line), Metadata: s.ownMetadata(e.Metadata)}
+		if !s.open.Append(owned) {
 			// Exact duplicate: dropped silently.
 			if all {
 				kept = append(kept, entries[:i]...)
