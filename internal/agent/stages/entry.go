@@ -12,6 +12,11 @@ import (
 // Promtail client did: the pipeline moves it from Labels to Entry.Tenant.
 const TenantLabel = "__tenant_id__"
 
+// ReservedPrefix starts the extracted keys the agent uses for its own
+// bookkeeping (e.g. the file position an entry acknowledges). Stages pass
+// them through; a multiline block carries those of its newest line.
+const ReservedPrefix = "__ledgerlog_"
+
 // Entry is what flows through a pipeline, as in Promtail.
 //
 // Ownership: an Entry handed to Process or sent into Run belongs to the

@@ -29,8 +29,10 @@ const (
 // with "\n". A block is released when the next first line arrives, when it
 // reaches max_lines, when its stream has been quiet for max_wait_time, or at
 // the end of input. The block carries the labels, timestamp, extracted data,
-// structured metadata and tenant of its first line. Until a stream's first
-// block starts, its lines pass through unchanged.
+// structured metadata and tenant of its first line, except that extracted
+// keys starting with ReservedPrefix (the agent's bookkeeping, such as the
+// file position to acknowledge) come from its newest line. Until a stream's
+// first block starts, its lines pass through unchanged.
 type multilineStage struct {
 	re       *regexp.Regexp
 	maxLines uint64
@@ -43,7 +45,8 @@ type multilineStage struct {
 }
 
 type mlStream struct {
-	start Entry // first line of the current block; owned by the stage
+	start Entry          // first line of the current block; owned by the stage
+	tail  map[string]any // reserved keys (ReservedPrefix) of the block's newest line
 	buf   strings.Builder
 	lines uint64
 	last  time.Time     // when the last line was appended
@@ -109,6 +112,16 @@ func (s *multilineStage) process(e *Entry) {
 	}
 	st.buf.WriteString(e.Line)
 	st.lines++
+	if !first {
+		for k, v := range e.Extracted {
+			if strings.HasPrefix(k, ReservedPrefix) {
+				if st.tail == nil {
+					st.tail = map[string]any{}
+				}
+				st.tail[k] = v
+			}
+		}
+	}
 	st.last = time.Now()
 	if st.elem == nil {
 		st.elem = s.pending.PushBack(st)
@@ -135,6 +148,13 @@ func (s *multilineStage) flush(st *mlStream) {
 		StructuredMetadata: maps.Clone(st.start.StructuredMetadata),
 		Tenant:             st.start.Tenant,
 	}
+	for k, v := range st.tail {
+		if out.Extracted == nil {
+			out.Extracted = map[string]any{}
+		}
+		out.Extracted[k] = v
+	}
+	clear(st.tail)
 	st.buf.Reset()
 	st.lines = 0
 	if st.elem != nil {

@@ -459,3 +459,16 @@ func TestLabelValueValidity(t *testing.T) {
 - labels: {v: }
 `, one(entry("\xff", nil)), Entry{Timestamp: ts0, Line: "\xff"})
 }
+
+func TestMultilineReservedKeysFromNewestLine(t *testing.T) {
+	p := newTestPipeline(t, `[{multiline: {firstline: '^\['}}]`, Options{})
+	mk := func(line string, ack int) Entry {
+		return Entry{Labels: ls("app", "a"), Timestamp: ts0, Line: line,
+			Extracted: map[string]any{ReservedPrefix + "ack": ack, "n": ack}}
+	}
+	out := processAll(p, mk("[1] a", 1), mk(" b", 2), mk(" c", 3), mk("[2] d", 4))
+	requireEntries(t, []Entry{
+		{Labels: ls("app", "a"), Timestamp: ts0, Line: "[1] a\n b\n c", Extracted: map[string]any{"app": "a", ReservedPrefix + "ack": 3, "n": 1}},
+		{Labels: ls("app", "a"), Timestamp: ts0, Line: "[2] d", Extracted: map[string]any{"app": "a", ReservedPrefix + "ack": 4, "n": 4}},
+	}, out)
+}
