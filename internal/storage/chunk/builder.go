@@ -2,6 +2,7 @@ package chunk
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"hash/crc32"
 	"slices"
@@ -317,12 +318,18 @@ var typicalRatio = [...]int{EncNone: 1, EncGZIP: 7, EncSnappy: 4, EncLZ4: 4, Enc
 // Encode seals the open page and returns the complete chunk, which the
 // caller owns, and its Meta. The builder stays usable: later Appends go to
 // new pages and a later Encode returns a chunk holding all entries.
+// maxTableEntrySize bounds the encoded size of one page-table entry (seven
+// varints, a CRC and an extension length), so Encode allocates the chunk
+// once at its final size: chunks stay in memory until flushed, and a
+// reallocation would double their footprint.
+const maxTableEntrySize = 7*binary.MaxVarintLen64 + 4 + binary.MaxVarintLen64
+
 func (b *Builder) Encode() ([]byte, Meta, error) {
 	b.seal()
 	if b.err != nil {
 		return nil, Meta{}, b.err
 	}
-	out := make([]byte, 0, headerSize+b.stored+footerSize+2+24*len(b.pages))
+	out := make([]byte, 0, headerSize+b.stored+footerSize+16+maxTableEntrySize*len(b.pages))
 	out = appendHeader(out, b.enc, 0)
 	for _, p := range b.pages {
 		out = append(out, p.data...)
