@@ -271,6 +271,27 @@ func (l *Labels) stringValue(raw []byte, escaped bool) string {
 	return unsafe.String(&out[start], len(out)-start)
 }
 
+// rawValue returns raw JSON text (a number token, an object or array) as a
+// label value: aliasing the line when it is valid UTF-8, else a copy without
+// the invalid bytes.
+func (l *Labels) rawValue(b []byte) string {
+	if validLabelValue(b) {
+		return bytesString(b)
+	}
+	start := len(l.arena)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError {
+			l.arena = append(l.arena, b[i:i+size]...)
+		}
+		i += size
+	}
+	if len(l.arena) == start {
+		return ""
+	}
+	return unsafe.String(&l.arena[start], len(l.arena)-start)
+}
+
 // validLabelValue reports whether b is valid UTF-8 without U+FFFD.
 func validLabelValue(b []byte) bool {
 	for i := 0; i < len(b); i++ {
@@ -293,10 +314,15 @@ func bytesString(b []byte) string {
 type jsonObj struct {
 	prefix   []byte // sanitized label-name prefix of the object's keys ("" at the top)
 	children map[string]*jsonKey
+	// seq holds the keys in the order the last line had them: lines of a
+	// stream usually repeat their keys in the same order, so the i-th key
+	// is checked against seq[i] before the map.
+	seq []*jsonKey
 }
 
 // jsonKey is what the parser does with one key of an object.
 type jsonKey struct {
+	raw string // the key as written (escapes not decoded)
 	// name is the label name for a scalar value; "" when not extracted.
 	name     string
 	required bool
@@ -349,7 +375,7 @@ func (p *jsonProc) object(s *jsonScanner, obj *jsonObj, depth int) error {
 		s.pos++
 		return nil
 	}
-	for {
+	for i := 0; ; i++ {
 		if s.peek() != '"' {
 			return errJSONObject
 		}
@@ -363,7 +389,20 @@ func (p *jsonProc) object(s *jsonScanner, obj *jsonObj, depth int) error {
 		}
 		s.pos++
 		s.skipWS()
-		key := p.key(obj, rawKey, keyEsc)
+		var key *jsonKey
+		if i < len(obj.seq) && obj.seq[i].raw == bytesString(rawKey) {
+			key = obj.seq[i]
+		} else {
+			key = p.key(obj, rawKey, keyEsc)
+			if key != nil {
+				switch {
+				case i < len(obj.seq):
+					obj.seq[i] = key
+				case i == len(obj.seq) && i < maxCachedKeys:
+					obj.seq = append(obj.seq, key)
+				}
+			}
+		}
 		switch c := s.peek(); c {
 		case '"':
 			raw, esc, err := s.readString()
@@ -414,7 +453,7 @@ func (p *jsonProc) object(s *jsonScanner, obj *jsonObj, depth int) error {
 			}
 			switch kind {
 			case jsonNumber:
-				err = p.set(key, bytesString(tok))
+				err = p.set(key, p.lbls.rawValue(tok))
 			case jsonTrue:
 				err = p.set(key, "true")
 			case jsonFalse:
@@ -462,7 +501,7 @@ func (p *jsonProc) key(obj *jsonObj, raw []byte, escaped bool) *jsonKey {
 	if k, ok := obj.children[bytesString(raw)]; ok {
 		return k
 	}
-	k := &jsonKey{}
+	k := &jsonKey{raw: string(raw)}
 	name := p.labelName(obj.prefix, raw)
 	if name != "" {
 		if p.lbls.baseHas(name) {
@@ -708,7 +747,7 @@ func lookupJSON(data []byte, path []jsonPathElem, l *Labels) (string, bool, erro
 		if err := s.skipContainer(); err != nil {
 			return "", false, err
 		}
-		return bytesString(s.data[start:s.pos]), true, nil
+		return l.rawValue(s.data[start:s.pos]), true, nil
 	case 0:
 		return "", false, nil
 	default:
@@ -723,7 +762,7 @@ func lookupJSON(data []byte, path []jsonPathElem, l *Labels) (string, bool, erro
 		if kind == jsonNull {
 			return "", true, nil
 		}
-		return bytesString(tok), true, nil
+		return l.rawValue(tok), true, nil
 	}
 }
 

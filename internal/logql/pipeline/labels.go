@@ -83,6 +83,12 @@ type Labels struct {
 	scratch []model.Label
 	hashBuf []byte
 	cache   map[uint64]model.Labels
+	// perm is the sorted order of entries found for the names in
+	// permNames; lines of a stream usually carry the same names in the same
+	// order (the same strings, from the parsers' key caches), so All() can
+	// skip sorting.
+	perm      []int32
+	permNames []string
 }
 
 func newLabels(base model.Labels) *Labels {
@@ -255,11 +261,42 @@ func (l *Labels) All() model.Labels {
 		return l.base
 	}
 	s := l.scratch[:0]
-	for i := range l.entries {
+	if l.err != "" || l.errDetails != "" {
+		for i := range l.entries {
+			s = append(s, model.Label{Name: l.entries[i].name, Value: l.entries[i].value})
+		}
+		s = l.appendErrors(s)
+		return l.build(kindAll, s)
+	}
+	if !l.permValid() {
+		l.perm = l.perm[:0]
+		l.permNames = l.permNames[:0]
+		for i := range l.entries {
+			l.perm = append(l.perm, int32(i))
+			l.permNames = append(l.permNames, l.entries[i].name)
+		}
+		slices.SortFunc(l.perm, func(a, b int32) int { return strings.Compare(l.entries[a].name, l.entries[b].name) })
+	}
+	for _, i := range l.perm {
 		s = append(s, model.Label{Name: l.entries[i].name, Value: l.entries[i].value})
 	}
-	s = l.appendErrors(s)
-	return l.build(kindAll, s)
+	l.scratch = s
+	return l.cached(kindAll, s)
+}
+
+// permValid reports whether the entries have exactly the names (the same
+// strings) of permNames, in the same order.
+func (l *Labels) permValid() bool {
+	if len(l.permNames) != len(l.entries) {
+		return false
+	}
+	for i := range l.entries {
+		a, b := l.entries[i].name, l.permNames[i]
+		if len(a) != len(b) || unsafe.StringData(a) != unsafe.StringData(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // Stream returns the stream labels left after drop, keep and label_format.
@@ -341,6 +378,12 @@ func (l *Labels) appendErrors(s []model.Label) []model.Label {
 func (l *Labels) build(kind uint8, s []model.Label) model.Labels {
 	slices.SortFunc(s, func(a, b model.Label) int { return strings.Compare(a.Name, b.Name) })
 	l.scratch = s
+	return l.cached(kind, s)
+}
+
+// cached returns the sorted s as Labels, from the cache when this stream
+// built the same set before.
+func (l *Labels) cached(kind uint8, s []model.Label) model.Labels {
 	h := l.hashBuf[:0]
 	h = append(h, kind)
 	for _, lb := range s {

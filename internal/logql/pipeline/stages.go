@@ -140,7 +140,7 @@ func (p *regexpProc) process(_ int64, line []byte, l *Labels) ([]byte, bool) {
 		}
 		v := ""
 		if m[2*i] >= 0 {
-			v = bytesString(line[m[2*i]:m[2*i+1]])
+			v = l.rawValue(line[m[2*i]:m[2*i+1]])
 		}
 		if l.extract(name, v) && p.req[i] {
 			l.extractedRequired++
@@ -187,7 +187,7 @@ func (p *patternProc) process(_ int64, line []byte, l *Labels) ([]byte, bool) {
 		if p.names[i] == "" {
 			continue
 		}
-		if l.extract(p.names[i], bytesString(v)) && p.req[i] {
+		if l.extract(p.names[i], l.rawValue(v)) && p.req[i] {
 			l.extractedRequired++
 		}
 	}
