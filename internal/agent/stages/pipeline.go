@@ -37,7 +37,9 @@ type Options struct {
 	Inspect io.Writer
 	// TargetLabels names labels entries are known to carry when they enter the
 	// pipeline (static labels, relabel targets, "filename"). Warnings uses it
-	// to tell a key a stage reads from a target label from a key nothing sets.
+	// to tell a key a stage reads from a target label from a key nothing sets;
+	// nil means unknown (such reads are reported as "set only if the target
+	// carries a label" of that name).
 	TargetLabels []string
 }
 
