@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -394,5 +395,28 @@ func TestTemplateFuncsComplete(t *testing.T) {
 	fm := templateFuncs()
 	for _, n := range lql.TemplateFuncNames {
 		require.Contains(t, fm, n)
+	}
+}
+
+// TestConcurrentStreams runs StreamPipelines of one Pipeline in parallel
+// (go test -race checks the shared state).
+func TestConcurrentStreams(t *testing.T) {
+	p := mustPipeline(t, "| json | line_format `{{.a}} {{ __line__ | len }}` | label_format b=`{{ regexReplaceAll \"x\" .a \"y\" }}` | b=~\"y.*\"")
+	done := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			sp := p.ForStream(model.LabelsFromStrings("g", string(rune('a'+g))))
+			for i := range 200 {
+				out, l, keep := sp.Process(int64(i), []byte(`{"a":"x`+string(rune('0'+i%10))+`"}`), model.EmptyLabels())
+				if !keep || string(out) != "x"+string(rune('0'+i%10))+" 10" || l.All().Get("b") != "y"+string(rune('0'+i%10)) {
+					done <- fmt.Errorf("goroutine %d line %d: %q %v", g, i, out, keep)
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 4 {
+		require.NoError(t, <-done)
 	}
 }
