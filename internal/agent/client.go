@@ -141,7 +141,7 @@ func NewClient(cfg ClientConfig, limits LimitsConfig, logger *slog.Logger, m *Me
 		}
 		c.queue = q
 	} else {
-		c.queue = newMemQueue(4)
+		c.queue = newMemQueue(1)
 	}
 	return c, nil
 }

@@ -501,6 +501,7 @@ func readCompressed(ctx context.Context, t *tailer, d *Decompression) error {
 			return fmt.Errorf("skip %s: %w", t.path, err)
 		}
 		t.offset = n
+		t.published.Store(n)
 	}
 	t.id = id
 	buf := make([]byte, 64<<10)

@@ -56,6 +56,8 @@ type Positions struct {
 	period time.Duration
 	logger *slog.Logger
 
+	changed chan struct{} // signalled by Put: acknowledged progress to write
+
 	mu    sync.Mutex
 	m     map[string]Position
 	other map[string]string // non-file keys (journal cursors, ...) kept verbatim
@@ -66,11 +68,12 @@ type Positions struct {
 // empty set). A corrupt file is an error unless cfg.IgnoreInvalidYaml.
 func OpenPositions(cfg PositionsConfig, logger *slog.Logger) (*Positions, error) {
 	p := &Positions{
-		path:   cfg.Filename,
-		period: cfg.SyncPeriod.D(),
-		logger: logger,
-		m:      map[string]Position{},
-		other:  map[string]string{},
+		path:    cfg.Filename,
+		period:  cfg.SyncPeriod.D(),
+		logger:  logger,
+		m:       map[string]Position{},
+		other:   map[string]string{},
+		changed: make(chan struct{}, 1),
 	}
 	if p.period <= 0 {
 		p.period = defaultPositionsSync
@@ -116,6 +119,10 @@ func (p *Positions) Put(path string, pos Position) {
 	p.m[path] = pos
 	p.dirty = true
 	p.mu.Unlock()
+	select {
+	case p.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Remove forgets path (its file is gone).
@@ -135,19 +142,39 @@ func (p *Positions) Snapshot() map[string]Position {
 	return maps.Clone(p.m)
 }
 
-// Run writes the positions every sync period until ctx is done, then writes
-// them a last time.
+// minSyncInterval bounds how often acknowledged progress is written.
+const minSyncInterval = 100 * time.Millisecond
+
+// Run writes the positions until ctx is done, then writes them a last
+// time. Acknowledged progress is written promptly (at most every
+// min(sync_period, 100ms)) so that a crash re-sends little; sync_period
+// remains the upper bound between writes.
 func (p *Positions) Run(ctx context.Context) error {
 	t := time.NewTicker(p.period)
 	defer t.Stop()
+	gap := min(p.period, minSyncInterval)
+	var last time.Time
+	write := func() {
+		last = time.Now()
+		if err := p.Sync(); err != nil {
+			p.logger.Error("write positions", "path", p.path, "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return p.Sync()
 		case <-t.C:
-			if err := p.Sync(); err != nil {
-				p.logger.Error("write positions", "path", p.path, "err", err)
+			write()
+		case <-p.changed:
+			if wait := gap - time.Since(last); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-ctx.Done():
+					return p.Sync()
+				}
 			}
+			write()
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -64,6 +65,8 @@ type tailer struct {
 	lineBytes int64
 	buf       []byte
 	gone      bool // the path no longer names our file
+
+	published atomic.Int64 // offset as seen by other goroutines
 }
 
 func newTailer(path string, start Position, known bool, opts tailOptions, emit lineFunc) *tailer {
@@ -87,8 +90,8 @@ func (t *tailer) notify() {
 	}
 }
 
-// Offset reports the read offset (for /targets; racy by design).
-func (t *tailer) Offset() int64 { return t.offset }
+// Offset reports the read offset (for /targets). Safe for concurrent use.
+func (t *tailer) Offset() int64 { return t.published.Load() }
 
 // run tails until ctx is done. When the file disappears it reads the open
 // descriptor to its end, flushes a held partial line and waits for a new
@@ -186,6 +189,7 @@ func (t *tailer) useFile(f *os.File, offset int64) error {
 	t.closeFile()
 	t.f, t.id, t.offset, t.pending, t.skip, t.gone, t.lineBytes = f, id, offset, t.pending[:0], false, false, 0
 	t.head = nil
+	t.published.Store(offset)
 	if id.FPLen < fingerprintSize {
 		t.head = make([]byte, 0, fingerprintSize)
 		if offset > 0 {
@@ -439,6 +443,7 @@ func (t *tailer) flushPending(ctx context.Context) error {
 		return nil
 	}
 	t.offset += t.lineBytes
+	t.published.Store(t.offset)
 	t.lineBytes = 0
 	line := t.pending
 	t.pending = t.pending[:0]
