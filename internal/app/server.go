@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -37,6 +38,9 @@ import (
 // enables the features of that Loki release.
 const Version = "3.5.0"
 
+// defaultGCPercent is the Go GC target used unless GOGC is set.
+const defaultGCPercent = 40
+
 // RunServer runs `ledgerlog server` until ctx is done.
 func RunServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	load, err := config.Parse("ledgerlog server", args, stderr)
@@ -52,6 +56,13 @@ func RunServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return fmt.Errorf("log level %q: %w", cfg.Server.LogLevel, err)
 	}
 	logger := newLogger(stderr, cfg.Server.LogFormat, level)
+	if os.Getenv("GOGC") == "" {
+		// Ingest allocates at the rate of the incoming bytes while the
+		// live set is small (the head is bounded by max_head_bytes), so a
+		// lower GC target keeps the footprint near the live set for a
+		// little CPU. GOGC overrides it.
+		debug.SetGCPercent(defaultGCPercent)
+	}
 	for _, w := range load.Warnings {
 		logger.Warn(w)
 	}

@@ -197,7 +197,6 @@ func (db *DB) replayChunk(d decodedRecord) error {
 	return nil
 }
 
-
 // Push stores streams for a tenant: it appends them to the head, writes
 // what was accepted to the WAL and returns once that is durable (when the
 // WAL syncs). The error, if any, is an *head.AppendError for refused
@@ -340,7 +339,8 @@ func floorDiv(a, b int64) int64 {
 
 func (db *DB) writeBlock(ctx context.Context, tenantID string, windowStart int64, ps []head.Pending) (*block.Block, error) {
 	bw, err := block.NewWriter(db.opts.Bucket, tenantID, block.WriterOptions{
-		Window: model.TimeRange{Min: windowStart, Max: windowStart + db.opts.BlockWindow.Nanoseconds()},
+		Window:       model.TimeRange{Min: windowStart, Max: windowStart + db.opts.BlockWindow.Nanoseconds()},
+		RetainChunks: true,
 	})
 	if err != nil {
 		return nil, err

@@ -81,6 +81,11 @@ type WriterOptions struct {
 	// while the block is built, so the Writer holds only metadata in
 	// memory. Empty means chunk data is buffered in memory.
 	TempDir string
+	// RetainChunks lets the Writer keep references to ChunkData.Data
+	// instead of copying it (memory mode only). The caller promises not to
+	// modify the slices until Close; the head's encoded chunks qualify, and
+	// flushing them then costs no extra memory.
+	RetainChunks bool
 }
 
 // Writer builds one block and uploads it with Flush. A Writer is not safe
@@ -104,10 +109,12 @@ type Writer struct {
 
 // segment is a chunk segment being written, in memory or in a temp file.
 type segment struct {
-	n    int
-	size int64
-	buf  bytes.Buffer // memory mode
-	f    *os.File     // TempDir mode
+	n     int
+	size  int64
+	buf   bytes.Buffer // memory mode
+	parts [][]byte     // memory mode with RetainChunks: referenced, not copied
+	f     *os.File     // TempDir mode
+	keep  bool         // RetainChunks
 }
 
 // NewWriter returns a Writer for a new block of tenant in bkt.
@@ -224,14 +231,14 @@ func (w *Writer) writeChunk(data []byte) (ChunkRef, error) {
 	var trailer [4]byte
 	binary.BigEndian.PutUint32(trailer[:], crc32.Checksum(data, castagnoli))
 	ref := ChunkRef{Segment: s.n, Offset: s.size + int64(n), Length: len(data)}
-	if err := s.write(hdr[:n], data, trailer[:]); err != nil {
+	if err := s.write(append([]byte(nil), hdr[:n]...), data, append([]byte(nil), trailer[:]...)); err != nil {
 		return ChunkRef{}, fmt.Errorf("write segment %d: %w", s.n, err)
 	}
 	return ref, nil
 }
 
 func (w *Writer) newSegment() (*segment, error) {
-	s := &segment{n: len(w.segments) + 1}
+	s := &segment{n: len(w.segments) + 1, keep: w.opts.RetainChunks && w.opts.TempDir == ""}
 	if w.opts.TempDir != "" {
 		f, err := os.CreateTemp(w.opts.TempDir, "block-"+w.id.String()+"-segment-*")
 		if err != nil {
@@ -251,11 +258,14 @@ func (w *Writer) newSegment() (*segment, error) {
 
 func (s *segment) write(parts ...[]byte) error {
 	for _, p := range parts {
-		if s.f != nil {
+		switch {
+		case s.f != nil:
 			if _, err := s.f.Write(p); err != nil {
 				return err
 			}
-		} else {
+		case s.keep:
+			s.parts = append(s.parts, p)
+		default:
 			s.buf.Write(p)
 		}
 		s.size += int64(len(p))
@@ -265,6 +275,13 @@ func (s *segment) write(parts ...[]byte) error {
 
 // reader returns the segment's content from the start.
 func (s *segment) reader() (io.Reader, error) {
+	if s.keep {
+		rs := make([]io.Reader, len(s.parts))
+		for i, p := range s.parts {
+			rs[i] = bytes.NewReader(p)
+		}
+		return io.MultiReader(rs...), nil
+	}
 	if s.f == nil {
 		return bytes.NewReader(s.buf.Bytes()), nil
 	}
