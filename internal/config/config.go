@@ -141,7 +141,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.Ingester.FlushOpTimeout, "ingester.flush-op-timeout", "Timeout of one block flush.")
 	c.Ingester.BlockWindow = units.Duration(2 * time.Hour)
 	f.Var(&c.Ingester.BlockWindow, "ingester.block-window", "Time window of a block.")
-	c.Ingester.MaxHeadBytes = 24 << 20
+	c.Ingester.MaxHeadBytes = 16 << 20
 	f.Var(&c.Ingester.MaxHeadBytes, "ingester.max-head-bytes", "Compressed head size that triggers a flush to a block.")
 	f.BoolVar(&c.Ingester.WAL.Enabled, "ingester.wal-enabled", true, "Write-ahead log; disabling it loses unflushed data on a crash.")
 	f.StringVar(&c.Ingester.WAL.Dir, "ingester.wal-dir", "", "WAL directory (default <path_prefix>/wal).")
