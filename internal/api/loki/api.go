@@ -112,6 +112,18 @@ func (a *API) Handler() http.Handler {
 	}
 	route("/loki/api/v1/index/stats", "loki_api_v1_index_stats", a.indexStats)
 	route("/loki/api/v1/status/buildinfo", "loki_api_v1_status_buildinfo", a.buildInfo)
+	route("/loki/api/v1/index/volume", "loki_api_v1_index_volume", a.volume)
+	route("/loki/api/v1/index/volume_range", "loki_api_v1_index_volume_range", a.volumeRange)
+	route("/loki/api/v1/detected_labels", "loki_api_v1_detected_labels", a.detectedLabels)
+	route("/loki/api/v1/detected_fields", "loki_api_v1_detected_fields", a.detectedFields)
+	route("/loki/api/v1/detected_field/{name}/values", "loki_api_v1_detected_field_values", a.detectedFieldValues)
+	route("/loki/api/v1/patterns", "loki_api_v1_patterns", a.patterns)
+	route("/loki/api/v1/drilldown-limits", "loki_api_v1_drilldown_limits", a.drilldownLimits)
+	route("GET /config/tenant/v1/limits", "config_tenant_v1_limits", a.tenantLimits)
+	route("/loki/api/v1/format_query", "loki_api_v1_format_query", a.formatQuery)
+	route("GET /loki/api/v1/tail", "loki_api_v1_tail", a.tail)
+	route("GET /api/prom/tail", "api_prom_tail", a.tailLegacy)
+	route("/api/prom/query", "api_prom_query", a.queryLegacy)
 
 	// Operations.
 	route("GET /ready", "ready", a.ready)
