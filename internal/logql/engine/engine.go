@@ -1,29 +1,35 @@
 package engine
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"time"
 
 	"github.com/ledgerlog/ledgerlog/internal/logql/syntax"
-	"github.com/ledgerlog/ledgerlog/internal/model"
 	"github.com/ledgerlog/ledgerlog/internal/storage"
-	"github.com/ledgerlog/ledgerlog/internal/storage/iter"
 	"github.com/ledgerlog/ledgerlog/internal/tenant"
 	"github.com/ledgerlog/ledgerlog/internal/units"
 )
 
 // Store is the storage read path the engine plans onto.
+//
+// Streams returns, per stream matching p.Matchers with data in p.Range, the
+// sources of that stream; it must be safe for concurrent use, and the
+// returned StreamSources may be iterated from several goroutines at once
+// (one goroutine per source). Errors are storage failures.
 type Store interface {
-	SelectLogs(ctx context.Context, p storage.SelectParams) (iter.StreamIterator, error)
+	Streams(ctx context.Context, p storage.SelectParams) ([]*storage.StreamSource, error)
 }
 
 // Options tune the engine.
 type Options struct {
 	Logger *slog.Logger
+	// Parallelism is the number of goroutines that read streams of one
+	// query; 0 means GOMAXPROCS.
+	Parallelism int
 }
 
 // Engine evaluates LogQL queries. It is safe for concurrent use.
@@ -31,6 +37,7 @@ type Engine struct {
 	store  Store
 	limits *tenant.Overrides
 	log    *slog.Logger
+	par    int
 }
 
 // New returns an engine over store.
@@ -38,7 +45,10 @@ func New(store Store, limits *tenant.Overrides, opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Engine{store: store, limits: limits, log: opts.Logger}
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	return &Engine{store: store, limits: limits, log: opts.Logger, par: opts.Parallelism}
 }
 
 // queryLimits are the strictest limits over the queried tenants.
@@ -47,7 +57,9 @@ func (e *Engine) queryLimits(tenants []string) tenant.Limits {
 	for _, t := range tenants[1:] {
 		o := e.limits.For(t)
 		l.MaxEntriesLimitPerQuery = minPositive(l.MaxEntriesLimitPerQuery, o.MaxEntriesLimitPerQuery)
+		l.MaxQuerySeries = minPositive(l.MaxQuerySeries, o.MaxQuerySeries)
 		l.MaxQueryLength = units.Duration(minPositive(int64(l.MaxQueryLength), int64(o.MaxQueryLength)))
+		l.MaxQueryRange = units.Duration(minPositive(int64(l.MaxQueryRange), int64(o.MaxQueryRange)))
 		l.QueryTimeout = units.Duration(minPositive(int64(l.QueryTimeout), int64(o.QueryTimeout)))
 		l.RequireSelectiveMatcher = l.RequireSelectiveMatcher || o.RequireSelectiveMatcher
 	}
@@ -64,7 +76,9 @@ func minPositive[T int | int64](a, b T) T {
 	return b
 }
 
-// Exec evaluates a query.
+// Exec evaluates a query. Errors that are the query's fault (parse errors,
+// limits, pipeline errors) are *UserError; a timeout or cancellation is the
+// context's error.
 func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 	start := time.Now()
 	if len(p.Tenants) == 0 {
@@ -83,6 +97,12 @@ func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 		ctx, cancel = context.WithTimeout(ctx, to)
 		defer cancel()
 	}
+	q := &query{
+		e:      e,
+		p:      p,
+		limits: l,
+		stats:  &storage.Stats{},
+	}
 	var res Result
 	switch x := expr.(type) {
 	case syntax.LogSelectorExpr:
@@ -92,198 +112,20 @@ func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 		if max := l.MaxEntriesLimitPerQuery; max > 0 && p.Limit > max {
 			return Result{}, Userf(fmt.Sprintf("max entries limit per query exceeded, limit > max_entries_limit_per_query (%d > %d)", p.Limit, max))
 		}
-		res, err = e.execLogs(ctx, p, x)
+		res, err = q.execLogs(ctx, x)
+	case syntax.SampleExpr:
+		res, err = q.execSample(ctx, x)
 	default:
-		res, err = e.execLiteral(p, expr)
+		err = Userf(fmt.Sprintf("unexpected expression type %T", expr))
 	}
 	if err != nil {
+		if ctxErr := ctx.Err(); ctxErr != nil && !IsUserError(err) {
+			return Result{}, ctxErr
+		}
 		return Result{}, err
 	}
+	res.Warnings = q.warnings()
 	res.Stats.ExecTime = time.Since(start)
+	q.fillStats(&res.Stats)
 	return res, nil
-}
-
-// execLogs runs a log query: stream selection and pushed-down line filters
-// in storage, then the limit.
-func (e *Engine) execLogs(ctx context.Context, p Params, expr syntax.LogSelectorExpr) (Result, error) {
-	filter, err := buildFilter(expr)
-	if err != nil {
-		return Result{}, err
-	}
-	var st storage.Stats
-	var warnings []string
-	warn := func(msg string) { warnings = append(warnings, msg) }
-	its := make([]iter.StreamIterator, 0, len(p.Tenants))
-	for _, t := range p.Tenants {
-		it, err := e.store.SelectLogs(ctx, storage.SelectParams{
-			Tenant:    t,
-			Matchers:  expr.Matchers(),
-			Range:     model.TimeRange{Min: p.Start, Max: p.End},
-			Direction: p.Direction,
-			Filter:    filter,
-			Stats:     &st,
-			Warn:      warn,
-		})
-		if err != nil {
-			return Result{}, err
-		}
-		if len(p.Tenants) > 1 {
-			it = &tenantLabelIterator{StreamIterator: it, tenant: t}
-		}
-		its = append(its, it)
-	}
-	var it iter.StreamIterator
-	if len(its) == 1 {
-		it = its[0]
-	} else {
-		it = mergeStreamIterators(its, p.Direction)
-	}
-	defer it.Close()
-
-	res := Result{Type: TypeStreams, Streams: []Stream{}}
-	index := map[string]int{}
-	lastKept := map[int]int64{}
-	n := 0
-	for n < p.Limit && it.Next() {
-		if n%1024 == 0 {
-			if err := ctx.Err(); err != nil {
-				return Result{}, err
-			}
-		}
-		ls := it.Labels()
-		k := ls.String()
-		i, ok := index[k]
-		if !ok {
-			i = len(res.Streams)
-			index[k] = i
-			res.Streams = append(res.Streams, Stream{Labels: ls})
-		}
-		en := it.At()
-		if p.Interval > 0 {
-			if last, ok := lastKept[i]; ok && absDiff(en.Timestamp, last) < p.Interval.Nanoseconds() {
-				continue
-			}
-			lastKept[i] = en.Timestamp
-		}
-		res.Streams[i].Entries = append(res.Streams[i].Entries, Entry{Timestamp: en.Timestamp, Line: en.Line, Metadata: en.Metadata})
-		n++
-	}
-	if err := it.Err(); err != nil {
-		return Result{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Result{}, err
-	}
-	res.Warnings = warnings
-	res.Stats = Stats{
-		TotalBytesProcessed: st.DecompressedBytes.Load() + st.HeadChunkBytes.Load(),
-		TotalLinesProcessed: st.DecompressedLines.Load() + st.HeadChunkLines.Load(),
-		PostFilterLines:     int64(n),
-		EntriesReturned:     int64(n),
-		ChunksRef:           st.ChunksRef.Load(),
-		ChunksDownloaded:    st.ChunksDownloaded.Load(),
-		CompressedBytes:     st.CompressedBytes.Load(),
-		DecompressedBytes:   st.DecompressedBytes.Load(),
-		DecompressedLines:   st.DecompressedLines.Load(),
-		HeadChunkBytes:      st.HeadChunkBytes.Load(),
-		HeadChunkLines:      st.HeadChunkLines.Load(),
-	}
-	return res, nil
-}
-
-func absDiff(a, b int64) int64 {
-	if a > b {
-		return a - b
-	}
-	return b - a
-}
-
-type tenantLabelIterator struct {
-	iter.StreamIterator
-	tenant string
-	last   model.Labels
-	out    model.Labels
-}
-
-func (t *tenantLabelIterator) Labels() model.Labels {
-	ls := t.StreamIterator.Labels()
-	if !model.Labels.IsEmpty(t.last) && t.last.String() == ls.String() {
-		return t.out
-	}
-	b := model.NewLabelsBuilder(ls)
-	b.Set(model.TenantLabel, t.tenant)
-	t.last, t.out = ls, b.Labels()
-	return t.out
-}
-
-// mergeStreamIterators merges stream iterators by timestamp.
-func mergeStreamIterators(its []iter.StreamIterator, dir model.Direction) iter.StreamIterator {
-	return &streamHeap{its: its, forward: dir == model.Forward}
-}
-
-type streamHeap struct {
-	its     []iter.StreamIterator
-	live    []iter.StreamIterator
-	forward bool
-	started bool
-	cur     iter.StreamIterator
-	err     error
-}
-
-func (h *streamHeap) Len() int { return len(h.live) }
-func (h *streamHeap) Less(i, j int) bool {
-	a, b := h.live[i].At().Timestamp, h.live[j].At().Timestamp
-	if h.forward {
-		return a < b
-	}
-	return a > b
-}
-func (h *streamHeap) Swap(i, j int) { h.live[i], h.live[j] = h.live[j], h.live[i] }
-func (h *streamHeap) Push(x any)    { h.live = append(h.live, x.(iter.StreamIterator)) }
-func (h *streamHeap) Pop() any {
-	x := h.live[len(h.live)-1]
-	h.live = h.live[:len(h.live)-1]
-	return x
-}
-
-func (h *streamHeap) Next() bool {
-	if !h.started {
-		h.started = true
-		for _, it := range h.its {
-			if it.Next() {
-				h.live = append(h.live, it)
-			} else if err := it.Err(); err != nil {
-				h.err = err
-				return false
-			}
-		}
-		heap.Init(h)
-	} else if len(h.live) > 0 {
-		top := h.live[0]
-		if top.Next() {
-			heap.Fix(h, 0)
-		} else {
-			if err := top.Err(); err != nil {
-				h.err = err
-				return false
-			}
-			heap.Pop(h)
-		}
-	}
-	if len(h.live) == 0 {
-		return false
-	}
-	h.cur = h.live[0]
-	return true
-}
-
-func (h *streamHeap) At() model.Entry      { return h.cur.At() }
-func (h *streamHeap) Labels() model.Labels { return h.cur.Labels() }
-func (h *streamHeap) Err() error           { return h.err }
-func (h *streamHeap) Close() error {
-	var errs []error
-	for _, it := range h.its {
-		errs = append(errs, it.Close())
-	}
-	return errors.Join(errs...)
 }
