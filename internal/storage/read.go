@@ -125,24 +125,31 @@ func (db *DB) blockSource(ctx context.Context, b *block.Block, ref block.ChunkRe
 		maxT: ref.MaxTime,
 		open: func() (iter.EntryIterator, error) {
 			data, err := b.ReadChunk(ctx, ref)
-			if err != nil {
-				return nil, err
+			if err == nil {
+				var c *chunk.Chunk
+				if c, err = chunk.Open(data); err == nil {
+					return db.countChunk(c, data, p), nil
+				}
 			}
-			c, err := chunk.Open(data)
-			if err != nil {
+			var ce *iter.CorruptionError
+			if errors.As(err, &ce) {
 				db.metrics.corruptions.WithLabelValues("chunk").Inc()
-				return nil, err
+				db.log.Error("skip corrupt chunk", "tenant", p.Tenant, "block", b.Meta().ULID, "err", err)
 			}
-			if p.Stats != nil {
-				m := c.Meta()
-				p.Stats.ChunksDownloaded.Add(1)
-				p.Stats.CompressedBytes.Add(int64(len(data)))
-				p.Stats.DecompressedBytes.Add(int64(m.UncompressedBytes))
-				p.Stats.DecompressedLines.Add(int64(m.Entries))
-			}
-			return c.Iterator(p.Range, p.Direction, p.Filter), nil
+			return nil, err
 		},
 	}
+}
+
+func (db *DB) countChunk(c *chunk.Chunk, data []byte, p SelectParams) iter.EntryIterator {
+	if p.Stats != nil {
+		m := c.Meta()
+		p.Stats.ChunksDownloaded.Add(1)
+		p.Stats.CompressedBytes.Add(int64(len(data)))
+		p.Stats.DecompressedBytes.Add(int64(m.UncompressedBytes))
+		p.Stats.DecompressedLines.Add(int64(m.Entries))
+	}
+	return c.Iterator(p.Range, p.Direction, p.Filter)
 }
 
 func openChunk(b []byte) (*chunk.Chunk, error) { return chunk.Open(b) }
