@@ -67,8 +67,14 @@ type rangeEval struct {
 	e0, step int64
 	n        int
 	sampling bool
-	maxSer   int64
-	created  atomic.Int64
+	// fast: no pipeline stage runs and nothing is unwrapped, so a sample's
+	// labels depend only on the stream and the entry's structured
+	// metadata, and its value on the line length: labels are computed once
+	// per distinct metadata set.
+	fast    bool
+	bytes   bool
+	maxSer  int64
+	created atomic.Int64
 }
 
 // hint is what a parent tells the evaluation of its operand.
@@ -133,6 +139,8 @@ func (ev *evaluator) evalRange(ctx context.Context, x *lql.RangeAggregationExpr,
 	}
 	r.e0 = ev.g.start - r.off
 	r.sampling = x.Left.Unwrap != nil
+	r.fast = lp.noop && !r.sampling
+	r.bytes = opts.Bytes
 	r.maxSer = maxIntermediateSeries
 	streams, err := q.selectStreams(ctx, lp.matchers, model.TimeRange{Min: r.e0 - r.rng + 1, Max: ev.g.t(ev.g.n-1) - r.off + 1}, model.Forward, lp.filter)
 	if err != nil {
@@ -170,6 +178,7 @@ func (r *rangeEval) scan(ctx context.Context, w *rangeWorker, s stream) error {
 	it := s.src.Iterator(model.Forward, r.q.addWarning)
 	defer func() { _ = it.Close() }()
 	sx := r.ext.ForStream(s.labels)
+	var mc metadataCache
 	var last model.Labels
 	cur := int32(-1)
 	var n, kept int64
@@ -186,9 +195,19 @@ func (r *rangeEval) scan(ctx context.Context, w *rangeWorker, s stream) error {
 		if kf > kl {
 			continue
 		}
-		v, ls, ok := sx.ProcessString(e.Timestamp, e.Line, e.Metadata)
-		if !ok {
-			continue
+		var v float64
+		var ls model.Labels
+		if r.fast {
+			ls = mc.labels(sx, e)
+			v = 1
+			if r.bytes {
+				v = float64(len(e.Line))
+			}
+		} else {
+			var ok bool
+			if v, ls, ok = sx.ProcessString(e.Timestamp, e.Line, e.Metadata); !ok {
+				continue
+			}
 		}
 		kept++
 		if cur < 0 || !labels.Equal(ls, last) {
@@ -223,6 +242,42 @@ func (r *rangeEval) scan(ctx context.Context, w *rangeWorker, s stream) error {
 		as.events = append(as.events, event{kf: int32(kf), kl: int32(kl), n: 1, b: int64(v)})
 	}
 	return it.Err()
+}
+
+// metadataCache remembers the sample labels of a stream per structured
+// metadata set (for the fast path, where nothing else changes them).
+type metadataCache struct {
+	empty    model.Labels
+	hasEmpty bool
+	byHash   map[uint64][]mdLabels
+	n        int
+}
+
+type mdLabels struct {
+	md, ls model.Labels
+}
+
+func (c *metadataCache) labels(sx *pipeline.StreamSampleExtractor, e model.Entry) model.Labels {
+	if e.Metadata.IsEmpty() {
+		if !c.hasEmpty {
+			_, c.empty, _ = sx.ProcessString(e.Timestamp, e.Line, e.Metadata)
+			c.hasEmpty = true
+		}
+		return c.empty
+	}
+	h := e.Metadata.Hash()
+	for _, m := range c.byHash[h] {
+		if labels.Equal(m.md, e.Metadata) {
+			return m.ls
+		}
+	}
+	_, ls, _ := sx.ProcessString(e.Timestamp, e.Line, e.Metadata)
+	if c.byHash == nil || c.n >= 4096 {
+		c.byHash, c.n = map[uint64][]mdLabels{}, 0
+	}
+	c.byHash[h] = append(c.byHash[h], mdLabels{md: e.Metadata, ls: ls})
+	c.n++
+	return ls
 }
 
 func (r *rangeEval) id(w *rangeWorker, ls model.Labels) (int32, error) {
