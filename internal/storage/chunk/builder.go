@@ -34,6 +34,7 @@ type Builder struct {
 
 	pages  []pageRef // sealed pages, each in its own exact-size, immutable buffer
 	stored int       // bytes of all sealed pages
+	blooms int       // bytes of the sealed pages' bloom filters
 	meta   Meta      // of the sealed pages (CompressedBytes unused)
 
 	open       []model.Entry // arrival order
@@ -254,12 +255,18 @@ func (b *Builder) seal() {
 	p := pageRef{
 		data:        data,
 		offset:      int64(headerSize + b.stored),
+		length:      len(data),
 		minT:        es[0].Timestamp,
 		maxT:        es[len(es)-1].Timestamp,
 		entries:     len(es),
 		payloadSize: len(b.payload),
 		rawBytes:    raw,
 		crc:         crc32.Checksum(data, castagnoli),
+	}
+	if f := buildBloom(es, len(data), p.crc); f != nil {
+		p.bloomRaw, p.bloomLen, p.bloomCRC = f, len(f), crc32.Checksum(f, castagnoli)
+		p.bloom, _ = parseBloom(f)
+		b.blooms += len(f)
 	}
 	if len(b.pages) == 0 || p.minT < b.meta.MinTime {
 		b.meta.MinTime = p.minT
@@ -297,7 +304,7 @@ func (b *Builder) Meta() Meta {
 		m.Entries += len(b.open)
 		m.UncompressedBytes += b.openRaw
 	}
-	m.CompressedBytes = headerSize + b.stored + b.openEstimate() + footerSize + 2 + 24*len(b.pages)
+	m.CompressedBytes = headerSize + b.stored + b.openEstimate() + b.blooms + footerSize + 2 + 32*len(b.pages)
 	return m
 }
 
@@ -315,26 +322,34 @@ func (b *Builder) openEstimate() int {
 // (BenchmarkEncode), used to estimate an open page's compressed size.
 var typicalRatio = [...]int{EncNone: 1, EncGZIP: 7, EncSnappy: 4, EncLZ4: 4, EncZstd: 8}
 
+// maxTableEntrySize bounds the encoded size of one page-table entry (seven
+// varints, a CRC, an extension length and a bloom extension record), so
+// Encode allocates the chunk once at its final size: chunks stay in memory
+// until flushed, and a reallocation would double their footprint.
+const maxTableEntrySize = 7*binary.MaxVarintLen64 + 4 + binary.MaxVarintLen64 + maxBloomExtSize
+
+// maxBloomExtSize bounds a bloom extension record: tag, length, offset,
+// length and CRC.
+const maxBloomExtSize = 4*binary.MaxVarintLen64 + 4
+
 // Encode seals the open page and returns the complete chunk, which the
 // caller owns, and its Meta. The builder stays usable: later Appends go to
 // new pages and a later Encode returns a chunk holding all entries.
-// maxTableEntrySize bounds the encoded size of one page-table entry (seven
-// varints, a CRC and an extension length), so Encode allocates the chunk
-// once at its final size: chunks stay in memory until flushed, and a
-// reallocation would double their footprint.
-const maxTableEntrySize = 7*binary.MaxVarintLen64 + 4 + binary.MaxVarintLen64
-
 func (b *Builder) Encode() ([]byte, Meta, error) {
 	b.seal()
 	if b.err != nil {
 		return nil, Meta{}, b.err
 	}
-	out := make([]byte, 0, headerSize+b.stored+footerSize+16+maxTableEntrySize*len(b.pages))
-	out = appendHeader(out, b.enc, 0)
+	out := make([]byte, 0, headerSize+b.stored+b.blooms+footerSize+16+maxTableEntrySize*len(b.pages))
+	flags := uint16(0)
+	if b.blooms > 0 {
+		flags |= FlagBloom
+	}
+	out = appendHeader(out, b.enc, flags)
 	for _, p := range b.pages {
 		out = append(out, p.data...)
 	}
-	out = appendTableAndFooter(out, b.pages)
+	out = appendBloomsTableAndFooter(out, b.pages)
 	m := b.meta
 	m.CompressedBytes = len(out)
 	return out, m, nil
@@ -375,7 +390,7 @@ func (s *Snapshot) Meta() Meta { return s.meta }
 // freshly decompressed buffers; lines of the open page are the appended
 // strings.
 func (s *Snapshot) Iterator(r model.TimeRange, dir model.Direction, f *iter.Filter) iter.EntryIterator {
-	it := newIterator(s.enc, s.pages, r, dir, f)
+	it := newIterator(s.enc, s.pages, nil, r, dir, f)
 	if len(s.open) > 0 && r.Overlaps(s.openMin, s.openMax) {
 		it.addSource(&source{
 			idx:        len(s.pages),

@@ -416,10 +416,13 @@ func testChunk(t testing.TB, enc Encoding) []byte {
 }
 
 // readAll opens data and drains iterators in both directions, returning the
-// first error.
+// first error, or the chunk's bloom filter damage.
 func readAll(data []byte) error {
 	c, err := Open(data)
 	if err != nil {
+		return err
+	}
+	if err := c.BloomErr(); err != nil {
 		return err
 	}
 	for _, dir := range []model.Direction{model.Forward, model.Backward} {
@@ -508,11 +511,13 @@ func TestLazyPages(t *testing.T) {
 }
 
 // rewrite re-encodes data's header fields, table extensions and checksum,
-// following docs/format/chunk.md independently of the writer.
+// following docs/format/chunk.md independently of the writer. The bloom
+// flag of data is kept; pageExt nil keeps each page's bloom record.
 func rewrite(t testing.TB, data []byte, version byte, enc byte, flags uint16, chunkExt, pageExt []byte) []byte {
 	t.Helper()
 	c, err := Open(data)
 	require.NoError(t, err)
+	flags |= binary.BigEndian.Uint16(data[6:]) & FlagBloom
 	tableOff := int(binary.BigEndian.Uint64(data[len(data)-16:]))
 	out := slices.Clone(data[:tableOff])
 	out[4], out[5] = version, enc
@@ -529,8 +534,15 @@ func rewrite(t testing.TB, data []byte, version byte, enc byte, flags uint16, ch
 		out = binary.AppendUvarint(out, uint64(p.payloadSize))
 		out = binary.AppendUvarint(out, uint64(p.rawBytes))
 		out = binary.BigEndian.AppendUint32(out, p.crc)
-		out = binary.AppendUvarint(out, uint64(len(pageExt)))
-		out = append(out, pageExt...)
+		ext := pageExt
+		if ext == nil && p.bloomLen > 0 {
+			rec := binary.AppendUvarint(nil, uint64(p.bloomOff))
+			rec = binary.AppendUvarint(rec, uint64(p.bloomLen))
+			rec = binary.BigEndian.AppendUint32(rec, p.bloomCRC)
+			ext = append([]byte{1, byte(len(rec))}, rec...) // tag 1
+		}
+		out = binary.AppendUvarint(out, uint64(len(ext)))
+		out = append(out, ext...)
 	}
 	out = binary.BigEndian.AppendUint64(out, uint64(tableOff))
 	crc := crc32.Checksum(out[:headerSize], castagnoli)
@@ -558,9 +570,11 @@ func TestFormatVersioning(t *testing.T) {
 	_, err = Open(rewrite(t, data, Version, 9, 0, nil, nil))
 	require.ErrorIs(t, err, ErrUnsupportedFeature)
 
-	// Compatible features with extension data are ignored by this reader.
-	tlv := []byte{1, 3, 0xaa, 0xbb, 0xcc} // tag 1, len 3
-	ext := rewrite(t, data, Version, byte(EncZstd), FlagBloom|FlagHashChain|0x8000, tlv, tlv)
+	// Compatible features with extension data are ignored by this reader:
+	// unknown flags, unknown chunk and page extension records.
+	tlv := []byte{1, 3, 0xaa, 0xbb, 0xcc}  // tag 1, len 3
+	ptlv := []byte{7, 3, 0xaa, 0xbb, 0xcc} // tag 7, len 3
+	ext := rewrite(t, data, Version, byte(EncZstd), FlagBloom|FlagHashChain|0x8000, tlv, ptlv)
 	require.NoError(t, readAll(ext))
 	c1, err := Open(data)
 	require.NoError(t, err)

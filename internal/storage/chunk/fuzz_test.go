@@ -1,6 +1,7 @@
 package chunk
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -44,10 +45,13 @@ func fixChecksums(in []byte) []byte {
 		}
 		crcPos := d.pos
 		d.uint32()
-		d.skip(d.uvarint())
+		extLen := d.uvarint()
+		extStart := d.pos
+		d.skip(extLen)
 		if d.err != nil {
 			break
 		}
+		fixBloomCRCs(b, tableOff, b[tableOff+extStart:tableOff+d.pos], tableOff+extStart)
 		if pOff <= uint64(tableOff) && pLen <= uint64(tableOff)-pOff {
 			crc := crc32.Checksum(b[pOff:pOff+pLen], castagnoli)
 			binary.BigEndian.PutUint32(b[tableOff+crcPos:], crc)
@@ -59,15 +63,45 @@ func fixChecksums(in []byte) []byte {
 	return b
 }
 
+// fixBloomCRCs recomputes the CRC of every bloom record it can parse in a
+// page's extension bytes ext, found at offset base of b.
+func fixBloomCRCs(b []byte, tableOff int, ext []byte, base int) {
+	d := decoder{b: ext}
+	for d.pos < len(ext) && d.err == nil {
+		tag := d.uvarint()
+		n := d.uvarint()
+		start := d.pos
+		d.skip(n)
+		if d.err != nil || tag != pageExtBloom {
+			continue
+		}
+		v := decoder{b: ext[start:d.pos]}
+		off, length := v.uvarint(), v.uvarint()
+		crcPos := start + v.pos
+		v.uint32()
+		if v.err == nil && off <= uint64(tableOff) && length <= uint64(tableOff)-off {
+			binary.BigEndian.PutUint32(b[base+crcPos:], crc32.Checksum(b[off:off+length], castagnoli))
+		}
+	}
+}
+
 // checkNoPanic opens data and reads it fully every way; every error must
 // be a corruption or an unsupported format.
 func checkNoPanic(t *testing.T, data []byte) {
 	c, err := Open(data)
+	lazy, lerr := OpenAt(bytes.NewReader(data), int64(len(data)))
+	if (err == nil) != (lerr == nil) {
+		t.Fatalf("Open: %v, OpenAt: %v", err, lerr)
+	}
 	if err != nil {
 		requireKnownError(t, err)
+		requireKnownError(t, lerr)
 		return
 	}
 	m := c.Meta()
+	if lazy.Meta() != m {
+		t.Fatalf("OpenAt meta %+v, Open meta %+v", lazy.Meta(), m)
+	}
 	type query struct {
 		r   model.TimeRange
 		dir model.Direction
@@ -76,10 +110,11 @@ func checkNoPanic(t *testing.T, data []byte) {
 	for _, q := range []query{
 		{model.AllTime, model.Forward, nil},
 		{model.AllTime, model.Backward, &iter.Filter{Needles: [][]byte{[]byte("e"), {}}}},
+		{model.AllTime, model.Forward, &iter.Filter{Needles: [][]byte{[]byte(" line "), []byte("seed line one two three four")}}},
 		{model.TimeRange{Min: m.MinTime, Max: m.MinTime/2 + m.MaxTime/2}, model.Backward, &iter.Filter{Match: func(l []byte) bool { return len(l)%2 == 0 }}},
 	} {
 		r, dir, f := q.r, q.dir, q.f
-		{
+		for _, c := range []*Chunk{c, lazy} {
 			{
 				it := c.Iterator(r, dir, f)
 				last, n := int64(0), 0
@@ -123,6 +158,14 @@ func FuzzOpen(f *testing.F) {
 	require.NoError(f, err)
 	f.Add(empty)
 	f.Add([]byte("LLCK"))
+	// The golden chunks of every format generation.
+	golden, err := filepath.Glob(filepath.Join("testdata", "*.chunk"))
+	require.NoError(f, err)
+	for _, name := range golden {
+		data, err := os.ReadFile(name)
+		require.NoError(f, err)
+		f.Add(data)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkNoPanic(t, data)
 		checkNoPanic(t, fixChecksums(data))
@@ -218,31 +261,46 @@ func goldenEntries() []model.Entry {
 }
 
 // TestGolden reads chunks written by earlier builds of the format: a new
-// reader must read every old chunk. Regenerate only for a new version, with
-// new file names, never overwrite old ones.
+// reader must read every old chunk. v1-<enc>.chunk predate bloom filters;
+// v1-bloom-<enc>.chunk carry them. -update-testdata writes the files of the
+// current writer (v1-bloom) and the fuzz seeds; a format change gets new
+// file names, old files are never overwritten.
 func TestGolden(t *testing.T) {
-	for _, enc := range Encodings() {
-		name := filepath.Join("testdata", fmt.Sprintf("v1-%s.chunk", enc))
-		if *updateTestdata {
-			b, _ := build(t, enc, 512, goldenEntries())
-			data, _, err := b.Encode()
+	for _, gen := range []struct {
+		prefix string
+		blooms bool
+	}{{"v1", false}, {"v1-bloom", true}} {
+		for _, enc := range Encodings() {
+			name := filepath.Join("testdata", fmt.Sprintf("%s-%s.chunk", gen.prefix, enc))
+			if *updateTestdata && gen.blooms {
+				b, _ := build(t, enc, 512, goldenEntries())
+				data, _, err := b.Encode()
+				require.NoError(t, err)
+				require.NoError(t, os.WriteFile(name, data, 0o644))
+				writeCorpus(t, "FuzzOpen", enc.String(), fmt.Sprintf("[]byte(%q)\n", smallChunk(t, enc)))
+				writeCorpus(t, "FuzzRoundTrip", enc.String(), fmt.Sprintf("[]byte(%q)\nuint8(%d)\nuint16(%d)\n[]byte(%q)\n",
+					"\x01\x05hello\x00\x05hello\xff\x45world\x02\x00\x00\x03abc\x80\x41ab", byte(enc), 6, "l"))
+			}
+			data, err := os.ReadFile(name)
 			require.NoError(t, err)
-			require.NoError(t, os.WriteFile(name, data, 0o644))
-			writeCorpus(t, "FuzzOpen", enc.String(), fmt.Sprintf("[]byte(%q)\n", smallChunk(t, enc)))
-			writeCorpus(t, "FuzzRoundTrip", enc.String(), fmt.Sprintf("[]byte(%q)\nuint8(%d)\nuint16(%d)\n[]byte(%q)\n",
-				"\x01\x05hello\x00\x05hello\xff\x45world\x02\x00\x00\x03abc\x80\x41ab", byte(enc), 6, "l"))
-		}
-		data, err := os.ReadFile(name)
-		require.NoError(t, err)
-		c, err := Open(data)
-		require.NoError(t, err, name)
-		require.Equal(t, enc, c.Encoding())
-		require.Greater(t, c.Pages(), 1)
-		_, accepted := build(t, enc, 512, goldenEntries())
-		for _, dir := range []model.Direction{model.Forward, model.Backward} {
-			got, err := collect(t, c.Iterator(model.AllTime, dir, nil))
-			require.NoError(t, err)
-			requireEntries(t, expected(accepted, model.AllTime, dir, nil), got, name)
+			c, err := Open(data)
+			require.NoError(t, err, name)
+			require.Equal(t, enc, c.Encoding())
+			require.Greater(t, c.Pages(), 1)
+			require.Equal(t, gen.blooms, binary.BigEndian.Uint16(data[6:])&FlagBloom != 0, name)
+			require.NoError(t, c.BloomErr())
+			_, accepted := build(t, enc, 512, goldenEntries())
+			for _, f := range []*iter.Filter{nil, {Needles: [][]byte{[]byte("no_such_token_in_golden")}}} {
+				for _, dir := range []model.Direction{model.Forward, model.Backward} {
+					it := c.Iterator(model.AllTime, dir, f)
+					if f != nil && gen.blooms {
+						require.Greater(t, it.(*iterator).skipped, c.Pages()/2, name)
+					}
+					got, err := collect(t, it)
+					require.NoError(t, err)
+					requireEntries(t, expected(accepted, model.AllTime, dir, f), got, name)
+				}
+			}
 		}
 	}
 }

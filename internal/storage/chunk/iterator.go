@@ -3,7 +3,9 @@ package chunk
 import (
 	"bytes"
 	"cmp"
+	"fmt"
 	"hash/crc32"
+	"io"
 	"slices"
 	"sort"
 
@@ -21,7 +23,11 @@ import (
 //
 // The iterator is lazy: it decompresses a page only when the merge reaches
 // it and never decompresses pages outside r, so a caller that stops early
-// touches few pages. Overlapping pages (out-of-order writes) are merged.
+// touches few pages. With needles, a page whose bloom filter shows that it
+// cannot hold a line containing every needle is skipped without being read
+// or decompressed. For a chunk opened by OpenAt, pages are read through its
+// reader when reached (a read error ends the iteration with that error).
+// Overlapping pages (out-of-order writes) are merged.
 // Returned lines point into decompressed page buffers (or into the chunk
 // bytes for EncNone) that are never reused, so callers may keep them. A page
 // that fails its CRC or does not decode ends the iteration with a
@@ -29,7 +35,7 @@ import (
 // use; any number of iterators may read one Chunk concurrently. f.Match
 // must not retain the line slice it is given.
 func (c *Chunk) Iterator(r model.TimeRange, dir model.Direction, f *iter.Filter) iter.EntryIterator {
-	it := newIterator(c.enc, c.pages, r, dir, f)
+	it := newIterator(c.enc, c.pages, c.r, r, dir, f)
 	it.start()
 	return it
 }
@@ -42,6 +48,7 @@ type source struct {
 	page       *pageRef      // a stored page, or
 	open       []model.Entry // the open page's entries in arrival order
 	openSorted bool
+	run        *pageRun // pages to read together when the page has no data
 
 	cols pageCols // decoded page (stored pages only)
 	sel  []int32  // selected entries in ascending (ts, insertion) order
@@ -56,12 +63,25 @@ func (s *source) ts() int64 {
 	return s.cols.ts[i]
 }
 
+// pageRun is a stretch of adjacent pages that an iterator reads from the
+// chunk's reader with one read, when the first of them is reached.
+type pageRun struct {
+	off  int64
+	n    int
+	data []byte // nil until read
+}
+
+// maxRun bounds the bytes of one pageRun read.
+const maxRun = 1 << 20
+
 type iterator struct {
 	enc     Encoding
+	reader  io.ReaderAt // reads pages without data (chunks from OpenAt)
 	r       model.TimeRange
 	forward bool
 	match   func([]byte) bool
 	needles [][]byte // non-empty needles, longest first
+	skipped int      // pages in range skipped by their bloom filter
 
 	pending []*source // not yet loaded, in visiting order
 	heap    []*source // loaded, with a current entry
@@ -74,8 +94,8 @@ type iterator struct {
 	scratch []labels.Label
 }
 
-func newIterator(enc Encoding, pages []pageRef, r model.TimeRange, dir model.Direction, f *iter.Filter) *iterator {
-	it := &iterator{enc: enc, r: r, forward: dir == model.Forward}
+func newIterator(enc Encoding, pages []pageRef, reader io.ReaderAt, r model.TimeRange, dir model.Direction, f *iter.Filter) *iterator {
+	it := &iterator{enc: enc, reader: reader, r: r, forward: dir == model.Forward}
 	if f != nil {
 		it.match = f.Match
 		for _, n := range f.Needles {
@@ -86,12 +106,32 @@ func newIterator(enc Encoding, pages []pageRef, r model.TimeRange, dir model.Dir
 		// The longest needle is usually the rarest: search for it first.
 		slices.SortStableFunc(it.needles, func(a, b []byte) int { return cmp.Compare(len(b), len(a)) })
 	}
+	var items []uint64 // what every line holding all needles has in its page's bloom
+	for _, n := range it.needles {
+		items = appendNeedleItems(items, n)
+	}
+	var run *pageRun
 	for i := range pages {
 		p := &pages[i]
-		if r.Overlaps(p.minT, p.maxT) {
-			it.pending = append(it.pending, &source{idx: i, minT: p.minT, maxT: p.maxT, page: p})
-			it.bufSize = max(it.bufSize, p.payloadSize)
+		if !r.Overlaps(p.minT, p.maxT) {
+			continue
 		}
+		if len(items) > 0 && p.bloom.bits != nil && !p.bloom.mayContainAll(items, p.crc) {
+			it.skipped++
+			continue
+		}
+		s := &source{idx: i, minT: p.minT, maxT: p.maxT, page: p}
+		if p.data == nil {
+			// Pages are stored in table order; a run continues while the
+			// next wanted page starts where the run ends.
+			if run == nil || run.off+int64(run.n) != p.offset || run.n+p.length > maxRun {
+				run = &pageRun{off: p.offset}
+			}
+			run.n += p.length
+			s.run = run
+		}
+		it.pending = append(it.pending, s)
+		it.bufSize = max(it.bufSize, p.payloadSize)
 	}
 	return it
 }
@@ -207,7 +247,14 @@ func (it *iterator) load(s *source) error {
 		return nil
 	}
 	p := s.page
-	if crc := crc32.Checksum(p.data, castagnoli); crc != p.crc {
+	data := p.data
+	if data == nil {
+		var err error
+		if data, err = it.readPage(s); err != nil {
+			return err
+		}
+	}
+	if crc := crc32.Checksum(data, castagnoli); crc != p.crc {
 		return corrupt(p.offset, "page %d: crc32c mismatch: stored %08x, computed %08x", s.idx, p.crc, crc)
 	}
 	// Reuse the columns of an exhausted source.
@@ -216,7 +263,7 @@ func (it *iterator) load(s *source) error {
 		it.free[n-1] = nil
 		it.free = it.free[:n-1]
 	}
-	if err := checkPayloadSize(it.enc, p.data, p.payloadSize); err != nil {
+	if err := checkPayloadSize(it.enc, data, p.payloadSize); err != nil {
 		return corrupt(p.offset, "page %d: %w", s.idx, err)
 	}
 	buf := it.spare
@@ -226,7 +273,7 @@ func (it *iterator) load(s *source) error {
 		// next one, but no more than a quarter above this page's size.
 		buf = make([]byte, max(p.payloadSize, min(it.bufSize, p.payloadSize+p.payloadSize/4)))
 	}
-	payload, err := decompress(it.enc, buf, p.data, p.payloadSize)
+	payload, err := decompress(it.enc, buf, data, p.payloadSize)
 	if err != nil {
 		it.spare = buf
 		return corrupt(p.offset, "page %d: decompress %s: %w", s.idx, it.enc, err)
@@ -248,6 +295,24 @@ func (it *iterator) load(s *source) error {
 		it.spare = buf
 	}
 	return nil
+}
+
+// readPage returns the stored bytes of a page without data, reading its
+// run through the chunk's reader first if needed.
+func (it *iterator) readPage(s *source) ([]byte, error) {
+	p, run := s.page, s.run
+	if it.reader == nil || run == nil {
+		return nil, fmt.Errorf("read page %d: chunk has no page reader", s.idx)
+	}
+	if run.data == nil {
+		buf := make([]byte, run.n)
+		if _, err := it.reader.ReadAt(buf, run.off); err != nil {
+			return nil, fmt.Errorf("read page %d at %d+%d: %w", s.idx, run.off, run.n, err)
+		}
+		run.data = buf
+	}
+	start := p.offset - run.off
+	return run.data[start : start+int64(p.length) : start+int64(p.length)], nil
 }
 
 // selectPage fills s.sel with the page's entries in range that pass the
