@@ -226,6 +226,10 @@ func reloadOverrides(ctx context.Context, cfg *config.Config, o *tenant.Override
 func runCompactor(ctx context.Context, cfg *config.Config, bkt objstore.Bucket, o *tenant.Overrides, db *storage.DB, logger *slog.Logger, reg prometheus.Registerer) {
 	ccfg := cfg.Compactor
 	ccfg.WorkingDirectory = cfg.CompactorDir()
+	if err := os.MkdirAll(ccfg.WorkingDirectory, 0o755); err != nil {
+		logger.Error("create compactor working directory; compaction disabled", "err", err)
+		return
+	}
 	c := compactor.New(ccfg, bkt, func(t string) time.Duration { return o.For(t).RetentionPeriod.D() }, logger, reg)
 	t := time.NewTicker(max(ccfg.CompactionInterval.D(), time.Second))
 	defer t.Stop()

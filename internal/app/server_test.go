@@ -134,3 +134,29 @@ func TestServerMultiTenant(t *testing.T) {
 	r = s.get("/loki/api/v1/query_range?query="+url.QueryEscape(`{app="a"}`), nil)
 	require.Equal(t, http.StatusUnauthorized, r.status)
 }
+
+func TestServerOTLPAndLegacyPush(t *testing.T) {
+	s := startServer(t, tempDir(t))
+	now := time.Now().Add(-time.Minute).UnixNano()
+	otlp := fmt.Sprintf(`{"resourceLogs":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"checkout"}}]},"scopeLogs":[{"logRecords":[{"timeUnixNano":"%d","severityText":"ERROR","body":{"stringValue":"card declined"},"attributes":[{"key":"order.id","value":{"stringValue":"o-1"}}]}]}]}]}`, now)
+	r := s.do(http.MethodPost, "/otlp/v1/logs", []byte(otlp), "Content-Type", "application/json")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	_, res := s.queryRange(`{service_name="checkout"}`, now-1, now+1, 10, "forward", "X-Loki-Response-Encoding-Flags", "categorize-labels")
+	require.Len(t, res.Data.Result, 1)
+	require.Equal(t, "card declined", res.Data.Result[0].Values[0][1])
+	meta, _ := json.Marshal(res.Data.Result[0].Values[0][2])
+	require.Contains(t, string(meta), `"order_id":"o-1"`)
+
+	legacy := fmt.Sprintf(`{"streams":[{"labels":"{app=\"old\"}","entries":[{"ts":"%s","line":"legacy line"}]}]}`, time.Unix(0, now).UTC().Format(time.RFC3339Nano))
+	r = s.do(http.MethodPost, "/api/prom/push", []byte(legacy), "Content-Type", "application/json")
+	require.Equal(t, http.StatusNoContent, r.status, string(r.body))
+	rows, _ := s.queryRange(`{app="old"}`, now-1, now+1, 10, "forward")
+	require.Len(t, rows, 1)
+}
+
+func TestPrintConfig(t *testing.T) {
+	var out bytes.Buffer
+	require.NoError(t, RunServer(t.Context(), []string{"-print-config", "-server.http-listen-port", "4321"}, &out, &bytes.Buffer{}))
+	require.Contains(t, out.String(), "http_listen_port: 4321")
+	require.Contains(t, out.String(), "path_prefix: ./data")
+}
