@@ -118,3 +118,48 @@ func TestVolumeExact(t *testing.T) {
 	_, err = db.Volume(ctx, "t1", ms, model.TimeRange{Min: base, Max: base + sec}, -time.Second)
 	require.Error(t, err)
 }
+
+// BenchmarkVolume measures a volume over flushed blocks: "whole" counts
+// every chunk from its metadata, "straddling" decodes every chunk (the
+// range cuts them all) to count exactly.
+func BenchmarkVolume(b *testing.B) {
+	ctx := context.Background()
+	opts := head.DefaultOptions()
+	opts.ChunkTargetSize = 64 << 10
+	db, err := Open(ctx, Options{Head: opts, Bucket: objstore.NewInMem()})
+	require.NoError(b, err)
+	base := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC).UnixNano()
+	const streams, perStream = 20, 5000
+	var lines, bytes int64
+	for s := 0; s < streams; s++ {
+		es := make([]model.Entry, perStream)
+		for i := range es {
+			es[i] = model.Entry{Timestamp: base + int64(i)*int64(time.Second), Line: fmt.Sprintf("level=info stream=%d msg=\"request %d done\" duration=%dms", s, i, i%977)}
+			lines++
+			bytes += int64(len(es[i].Line))
+		}
+		require.NoError(b, db.Push("t", []model.Stream{{Labels: model.LabelsFromStrings("app", fmt.Sprint("app", s)), Entries: es}}, head.Limits{UnorderedWrites: true}))
+	}
+	require.NoError(b, db.Flush(ctx, true))
+	ms := []*model.Matcher{labels.MustNewMatcher(model.MatchRegexp, "app", ".+")}
+	for _, bc := range []struct {
+		name string
+		r    model.TimeRange
+		step time.Duration
+	}{
+		{"whole", model.TimeRange{Min: base, Max: base + perStream*int64(time.Second)}, 0},
+		{"straddling", model.TimeRange{Min: base + 1, Max: base + perStream*int64(time.Second)}, 7 * time.Second},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(bytes)
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				vs, err := db.Volume(ctx, "t", ms, bc.r, bc.step)
+				if err != nil || len(vs) != streams {
+					b.Fatalf("volume: %v, %d streams", err, len(vs))
+				}
+			}
+			b.ReportMetric(float64(lines)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+		})
+	}
+}
