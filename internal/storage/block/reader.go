@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 
 	"github.com/oklog/ulid/v2"
 	"github.com/thanos-io/objstore"
 
 	"github.com/ledgerlog/ledgerlog/internal/model"
+	"github.com/ledgerlog/ledgerlog/internal/storage/chunk"
 	"github.com/ledgerlog/ledgerlog/internal/storage/index"
 	"github.com/ledgerlog/ledgerlog/internal/storage/iter"
 )
@@ -25,10 +27,11 @@ var ErrNotFound = errors.New("block not found")
 // and needs no Close. Slices and labels it returns are shared and must not
 // be modified.
 type Block struct {
-	bkt  objstore.BucketReader
-	meta Meta
-	dir  string
-	ix   *index.Index
+	bkt   objstore.BucketReader
+	meta  Meta
+	dir   string
+	ix    *index.Index
+	cache *ChunkCache // for OpenChunk
 }
 
 // StreamRef is a stream of a block selected by a query, with the chunks
@@ -66,7 +69,7 @@ func OpenWithMeta(ctx context.Context, bkt objstore.BucketReader, meta Meta) (*B
 }
 
 func openWithMeta(ctx context.Context, bkt objstore.BucketReader, meta Meta) (*Block, error) {
-	b := &Block{bkt: bkt, meta: meta, dir: meta.Dir()}
+	b := &Block{bkt: bkt, meta: meta, dir: meta.Dir(), cache: sharedChunkCache}
 	indexName := b.dir + IndexFilename
 	data, err := getAll(ctx, bkt, indexName)
 	if err != nil {
@@ -219,4 +222,84 @@ func (b *Block) ReadChunk(ctx context.Context, ref ChunkRef) ([]byte, error) {
 		return nil, &iter.CorruptionError{Object: name, Offset: ref.Offset, Err: errors.New("chunk crc mismatch")}
 	}
 	return data, nil
+}
+
+// WithChunkCache returns a Block that shares b's index and opens chunks
+// through cache instead of the shared one (nil: no caching).
+func (b *Block) WithChunkCache(cache *ChunkCache) *Block {
+	bb := *b
+	bb.cache = cache
+	return &bb
+}
+
+// OpenChunk opens one chunk for a query without fetching its pages. The
+// chunk's header, page table and bloom filters come from the block's
+// ChunkCache or, on a miss, from two or three small ranged GETs of the
+// chunk's start and tail (then cached); pages are fetched with ranged GETs
+// only when an iterator reaches them, adjacent pages together, so a needle
+// query fetches just the pages its filter cannot rule out. Everything read
+// is verified by the chunk's own checksums (header and table by the footer
+// CRC, pages and filters by theirs); the segment's whole-chunk CRC, which
+// ReadChunk checks, is not, because the chunk is not read whole.
+//
+// The chunk reads with ctx, so it must not be used after ctx ends; each
+// call returns a chunk of its own. Corrupt data gives a
+// *iter.CorruptionError naming the segment, with offsets in the segment.
+// Safe for concurrent use.
+func (b *Block) OpenChunk(ctx context.Context, ref ChunkRef) (*chunk.Chunk, error) {
+	name := b.dir + SegmentName(ref.Segment)
+	r := &segmentReader{ctx: ctx, bkt: b.bkt, name: name, base: ref.Offset, size: int64(ref.Length)}
+	key := chunkKey{segment: name, offset: ref.Offset}
+	if b.cache != nil {
+		if c := b.cache.get(key); c != nil {
+			return c.WithReader(r), nil
+		}
+	}
+	c, err := chunk.OpenAt(r, int64(ref.Length))
+	if err != nil {
+		var ce *iter.CorruptionError
+		if errors.As(err, &ce) && ce.Object == "chunk" {
+			ce.Object = name
+			if ce.Offset >= 0 {
+				ce.Offset += ref.Offset
+			}
+		}
+		return nil, fmt.Errorf("open chunk %s@%d: %w", name, ref.Offset, err)
+	}
+	if b.cache != nil {
+		b.cache.add(key, c.WithReader(nil))
+	}
+	return c, nil
+}
+
+// segmentReader reads one chunk's bytes from its segment with ranged GETs.
+// A read past what the bucket holds is a *iter.CorruptionError (the index
+// promised the bytes).
+type segmentReader struct {
+	ctx  context.Context
+	bkt  objstore.BucketReader
+	name string
+	base int64 // chunk offset in the segment
+	size int64 // chunk length
+}
+
+func (r *segmentReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 || int64(len(p)) > r.size-off || off > math.MaxInt64-r.base {
+		return 0, fmt.Errorf("read %s@%d: range %d+%d outside the chunk of %d bytes", r.name, r.base, off, len(p), r.size)
+	}
+	rc, err := r.bkt.GetRange(r.ctx, r.name, r.base+off, int64(len(p)))
+	if err != nil {
+		return 0, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, err)
+	}
+	n, err := io.ReadFull(rc, p)
+	if cerr := rc.Close(); err == nil && cerr != nil {
+		return n, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, cerr)
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			err = &iter.CorruptionError{Object: r.name, Offset: r.base + off, Err: fmt.Errorf("short read: %w", err)}
+		}
+		return n, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, err)
+	}
+	return n, nil
 }
