@@ -232,6 +232,15 @@ func TestDetectedAPI(t *testing.T) {
 	require.Equal(t, "trace_id", fields["trace_id"].Label)
 	require.Nil(t, fields["trace_id"].Parsers, "structured metadata has parsers null")
 	require.Equal(t, 5, fields["trace_id"].Cardinality)
+	// A query with its own parser and a filter on a parsed field.
+	rdGetJSON(t, s, "/loki/api/v1/detected_fields", url.Values{"query": {`{app="pay"} | json | http_status >= 201`}, "start": {start}, "end": {end}}, &df)
+	fields = map[string]fieldJSON{}
+	for _, f := range df.Fields {
+		fields[f.Label] = f
+	}
+	require.Equal(t, []string{"json"}, fields["http_status"].Parsers)
+	require.Equal(t, 2, fields["http_status"].Cardinality, "only 201 and 202 pass the filter")
+	require.NotContains(t, fields, "amount", "logfmt lines fail the filter")
 	// parsers: null is on the wire.
 	r := s.get("/loki/api/v1/detected_fields", url.Values{"query": {`{app="pay"}`}, "start": {start}, "end": {end}})
 	require.Contains(t, string(r.body), `{"label":"trace_id","type":"string","cardinality":5,"parsers":null}`)

@@ -243,6 +243,17 @@ func TestQueryCLIModesAndOutputs(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(out), &matrix), out)
 	require.Len(t, matrix, 2)
 
+	// Metric queries print their result as JSON.
+	out, _, err = runQuery(t, append([]string{"instant-query", "vector(1)+vector(1)"}, addr...)...)
+	require.NoError(t, err)
+	require.Contains(t, out, `"2"`)
+	out, _, err = runQuery(t, append([]string{`sum by (app) (count_over_time({env="prod"}[1h]))`, "--step", "10m", "-o", "jsonl"}, addr...)...)
+	require.NoError(t, err)
+	rows := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, rows, 2, out)
+	require.Contains(t, out, `{"app":"api"}`)
+	require.Contains(t, out, `"2"]`)
+
 	// The server's status and message reach the user.
 	_, _, err = runQuery(t, append([]string{`{app="api"`}, addr...)...)
 	require.Error(t, err)
