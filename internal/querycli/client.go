@@ -11,6 +11,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -136,6 +137,11 @@ func (c *Client) get(ctx context.Context, path string, params url.Values, out an
 	c.headers(req.Header)
 	resp, err := c.http.Do(req)
 	if err != nil {
+		// The path is named already; the full URL would only repeat it.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	defer resp.Body.Close()
