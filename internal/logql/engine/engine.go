@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/ledgerlog/ledgerlog/internal/logql/syntax"
@@ -38,7 +39,15 @@ type Engine struct {
 	limits *tenant.Overrides
 	log    *slog.Logger
 	par    int
+
+	// scanned counts entries read from storage by all queries, in steps of
+	// up to 1024 per stream.
+	scanned atomic.Int64
 }
+
+// EntriesScanned returns the number of entries queries have read from
+// storage so far (counted in steps of up to 1024 per stream).
+func (e *Engine) EntriesScanned() int64 { return e.scanned.Load() }
 
 // New returns an engine over store.
 func New(store Store, limits *tenant.Overrides, opts Options) *Engine {

@@ -204,9 +204,12 @@ func (q *query) produceLogs(ctx context.Context, lp *logPlan, s stream, sem chan
 		ended := true
 		for it.Next() {
 			scanned++
-			if scanned&1023 == 0 && ctx.Err() != nil {
-				<-sem
-				return
+			if scanned&1023 == 0 {
+				q.e.scanned.Add(1024)
+				if ctx.Err() != nil {
+					<-sem
+					return
+				}
 			}
 			e := it.At()
 			if lp.noop {
@@ -230,6 +233,7 @@ func (q *query) produceLogs(ctx context.Context, lp *logPlan, s stream, sem chan
 		if ended {
 			b.err = it.Err()
 		}
+		q.e.scanned.Add(int64(scanned & 1023))
 		<-sem
 		q.postFilter.Add(int64(len(b.entries)))
 		if len(b.entries) > 0 || b.err != nil {

@@ -182,10 +182,14 @@ func (r *rangeEval) scan(ctx context.Context, w *rangeWorker, s stream) error {
 	var last model.Labels
 	cur := int32(-1)
 	var n, kept int64
-	defer func() { r.q.postFilter.Add(kept) }()
+	defer func() {
+		r.q.postFilter.Add(kept)
+		r.q.e.scanned.Add(n & 1023)
+	}()
 	for it.Next() {
 		n++
 		if n&1023 == 0 {
+			r.q.e.scanned.Add(1024)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
