@@ -79,6 +79,11 @@ func TestReferenceDataset(t *testing.T) {
 	if testing.Short() {
 		lines = 10000
 	}
+	// LEDGERLOG_REFERENCE_LINES=2000000 runs the check on the default
+	// benchmark dataset size.
+	if n, err := strconv.Atoi(os.Getenv("LEDGERLOG_REFERENCE_LINES")); err == nil && n > 0 {
+		lines = n
+	}
 	data := filepath.Join(t.TempDir(), "fintech.ndjson")
 	out, err := exec.Command(bin+"/gen", "-lines", strconv.Itoa(lines), "-out", data).CombinedOutput()
 	require.NoError(t, err, string(out))
@@ -98,7 +103,14 @@ func TestReferenceDataset(t *testing.T) {
 	require.NoError(t, f.Close())
 	require.Len(t, all, lines)
 
-	s := startServer(t, tempDir(t), "-validation.reject-old-samples=false", "-ingester.max-head-bytes", "1MB")
+	headBytes := "1MB" // many small blocks: exercises merging across blocks
+	if lines > 100000 {
+		headBytes = "16MB"
+	}
+	limits := []string{"-validation.reject-old-samples=false",
+		"-distributor.ingestion-rate-limit-mb", "1024", "-distributor.ingestion-burst-size-mb", "2048",
+		"-ingester.per-stream-rate-limit", "256MB", "-ingester.per-stream-rate-limit-burst", "512MB"}
+	s := startServer(t, tempDir(t), append(limits, "-ingester.max-head-bytes", headBytes)...)
 	out, err = exec.Command(bin+"/push", "-in", data, "-url", s.url, "-format", "proto", "-concurrency", "4").CombinedOutput()
 	require.NoError(t, err, string(out))
 
@@ -178,7 +190,7 @@ func TestReferenceDataset(t *testing.T) {
 	require.Equal(t, 204, s.do("POST", "/flush", nil).status)
 	check("after flush")
 	s.stop()
-	s = startServer(t, s.dir, "-validation.reject-old-samples=false", "-compactor.compaction-interval", "1s", "-compactor.deletion-delay", "5s")
+	s = startServer(t, s.dir, append(limits, "-compactor.compaction-interval", "1s", "-compactor.deletion-delay", "5s")...)
 	check("after restart")
 
 	// The compactor merges the blocks flushed during the push; answers do

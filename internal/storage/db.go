@@ -407,6 +407,10 @@ func (db *DB) checkpointLocked() error {
 // the compactor) are opened, removed ones dropped. A block that cannot be
 // opened is quarantined and counted; it never stops the server.
 func (db *DB) SyncBlocks(ctx context.Context) error {
+	// No flush may add a block while the list is rebuilt, or that block
+	// would be dropped from the view.
+	db.flushMu.Lock()
+	defer db.flushMu.Unlock()
 	tenants, err := block.ListTenants(ctx, db.opts.Bucket)
 	if err != nil {
 		return fmt.Errorf("list tenants: %w", err)
@@ -447,22 +451,6 @@ func (db *DB) SyncBlocks(ctx context.Context) error {
 		sort.Slice(next[t], func(i, j int) bool { return next[t][i].Meta().MinTime < next[t][j].Meta().MinTime })
 	}
 	db.viewMu.Lock()
-	// Blocks flushed while listing are kept.
-	for t, bs := range db.blocks {
-		for _, b := range bs {
-			found := false
-			for _, nb := range next[t] {
-				if nb.Meta().ULID == b.Meta().ULID {
-					found = true
-					break
-				}
-			}
-			if !found && time.Since(ulid.Time(b.Meta().ULID.Time())) < time.Minute {
-				next[t] = append(next[t], b)
-				total++
-			}
-		}
-	}
 	db.blocks = next
 	db.viewMu.Unlock()
 	db.metrics.blocksLoaded.Set(float64(total))
