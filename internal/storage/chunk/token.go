@@ -62,12 +62,13 @@ func tokenItem(b []byte, start, end int) uint64 {
 const (
 	tokenK1 = 0x9e3779b97f4a7c15
 	tokenK2 = 0xc2b2ae3d27d4eb4f
-	gramK   = 0x9e3779b97f4a7c15
 )
 
-// gramItem is the item of the gram b[i:i+gramLen]: with g the little-endian
-// integer of its bytes, x = g*gramK, the item is x ^ x>>29 (a bijection, so
-// distinct grams never share an item).
+// gramItem is the item of the gram b[i:i+gramLen]: the little-endian
+// integer of its bytes, mixed by fmix64 (a bijection, so distinct grams
+// never share an item). The mixing must be strong: minimizers are chosen by
+// item order, and a weak hash of overlapping grams makes one gram the
+// minimizer of many windows, leaving a needle with fewer items.
 func gramItem(b []byte, i int) uint64 {
 	var g uint64
 	if i+8 <= len(b) {
@@ -77,8 +78,7 @@ func gramItem(b []byte, i int) uint64 {
 			g = g<<8 | uint64(b[i+j])
 		}
 	}
-	x := g * gramK
-	return x ^ x>>29
+	return fmix64(g)
 }
 
 // fmix64 is MurmurHash3's 64-bit finalizer.
