@@ -22,6 +22,7 @@ Commands:
   server   run the log store (Loki-compatible HTTP API on 127.0.0.1:3100)
   agent    run the log shipper (Promtail-compatible configuration)
   query    query Ledgerlog or Loki from the command line (logcli-like)
+  demo     generate a FinTech workload: logs, metrics with exemplars, alert scenarios
 
 Run 'ledgerlog <command> -h' for the command's flags.
 With no command, 'server' runs with its defaults.
@@ -51,6 +52,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return app.RunAgent(ctx, args, stdout, stderr)
 	case "query":
 		return app.RunQuery(ctx, args, stdout, stderr)
+	case "demo":
+		return app.RunDemo(ctx, args, stdout, stderr)
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return nil
