@@ -36,9 +36,10 @@ type ChunkCacheStats struct {
 	Bytes                   int64
 }
 
-// chunkKey identifies a chunk: its segment's object name and offset.
+// chunkKey identifies a chunk: its block directory, segment and offset.
 type chunkKey struct {
-	segment string
+	dir     string
+	segment int
 	offset  int64
 }
 
@@ -99,7 +100,7 @@ func (c *ChunkCache) get(k chunkKey) *chunk.Chunk {
 
 // add caches ch (which must hold no reader tied to a request) under k.
 func (c *ChunkCache) add(k chunkKey, ch *chunk.Chunk) {
-	size := int64(ch.MemSize()) + int64(len(k.segment)) + 64
+	size := int64(ch.MemSize()) + 96
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if size > c.maxBytes {

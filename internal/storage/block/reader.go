@@ -247,9 +247,9 @@ func (b *Block) WithChunkCache(cache *ChunkCache) *Block {
 // *iter.CorruptionError naming the segment, with offsets in the segment.
 // Safe for concurrent use.
 func (b *Block) OpenChunk(ctx context.Context, ref ChunkRef) (*chunk.Chunk, error) {
-	name := b.dir + SegmentName(ref.Segment)
-	r := &segmentReader{ctx: ctx, bkt: b.bkt, name: name, base: ref.Offset, size: int64(ref.Length)}
-	key := chunkKey{segment: name, offset: ref.Offset}
+	r := &segmentReader{ctx: ctx, bkt: b.bkt, dir: b.dir, segment: ref.Segment, base: ref.Offset, size: int64(ref.Length)}
+	// The key needs no allocation: a cache hit is the common case.
+	key := chunkKey{dir: b.dir, segment: ref.Segment, offset: ref.Offset}
 	if b.cache != nil {
 		if c := b.cache.get(key); c != nil {
 			return c.WithReader(r), nil
@@ -257,6 +257,7 @@ func (b *Block) OpenChunk(ctx context.Context, ref ChunkRef) (*chunk.Chunk, erro
 	}
 	c, err := chunk.OpenAt(r, int64(ref.Length))
 	if err != nil {
+		name := r.name()
 		var ce *iter.CorruptionError
 		if errors.As(err, &ce) && ce.Object == "chunk" {
 			ce.Object = name
@@ -276,30 +277,34 @@ func (b *Block) OpenChunk(ctx context.Context, ref ChunkRef) (*chunk.Chunk, erro
 // A read past what the bucket holds is a *iter.CorruptionError (the index
 // promised the bytes).
 type segmentReader struct {
-	ctx  context.Context
-	bkt  objstore.BucketReader
-	name string
-	base int64 // chunk offset in the segment
-	size int64 // chunk length
+	ctx     context.Context
+	bkt     objstore.BucketReader
+	dir     string
+	segment int
+	base    int64 // chunk offset in the segment
+	size    int64 // chunk length
 }
 
+func (r *segmentReader) name() string { return r.dir + SegmentName(r.segment) }
+
 func (r *segmentReader) ReadAt(p []byte, off int64) (int, error) {
+	name := r.name()
 	if off < 0 || int64(len(p)) > r.size-off || off > math.MaxInt64-r.base {
-		return 0, fmt.Errorf("read %s@%d: range %d+%d outside the chunk of %d bytes", r.name, r.base, off, len(p), r.size)
+		return 0, fmt.Errorf("read %s@%d: range %d+%d outside the chunk of %d bytes", name, r.base, off, len(p), r.size)
 	}
-	rc, err := r.bkt.GetRange(r.ctx, r.name, r.base+off, int64(len(p)))
+	rc, err := r.bkt.GetRange(r.ctx, name, r.base+off, int64(len(p)))
 	if err != nil {
-		return 0, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, err)
+		return 0, fmt.Errorf("read %s@%d: %w", name, r.base+off, err)
 	}
 	n, err := io.ReadFull(rc, p)
 	if cerr := rc.Close(); err == nil && cerr != nil {
-		return n, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, cerr)
+		return n, fmt.Errorf("read %s@%d: %w", name, r.base+off, cerr)
 	}
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			err = &iter.CorruptionError{Object: r.name, Offset: r.base + off, Err: fmt.Errorf("short read: %w", err)}
+			err = &iter.CorruptionError{Object: name, Offset: r.base + off, Err: fmt.Errorf("short read: %w", err)}
 		}
-		return n, fmt.Errorf("read %s@%d: %w", r.name, r.base+off, err)
+		return n, fmt.Errorf("read %s@%d: %w", name, r.base+off, err)
 	}
 	return n, nil
 }
