@@ -146,7 +146,9 @@ type PushOptions struct {
 }
 
 // PushSink pushes to a Loki-compatible server: protobuf PushRequest, snappy
-// compressed, as Promtail sends it.
+// compressed, as Promtail sends it. Entries carry the structured metadata
+// deploy/promtail.yaml gives the same lines shipped from files (event,
+// trace_id), so both paths store the same thing.
 type PushSink struct {
 	o       PushOptions
 	streams map[string]*model.Stream
@@ -209,7 +211,7 @@ func (s *PushSink) Write(ctx context.Context, recs []Record) error {
 			s.streams[k] = st
 			s.order = append(s.order, k)
 		}
-		st.Entries = append(st.Entries, model.Entry{Timestamp: r.Timestamp, Line: r.Line})
+		st.Entries = append(st.Entries, model.Entry{Timestamp: r.Timestamp, Line: r.Line, Metadata: entryMetadata(r)})
 		s.n++
 		if s.n >= s.o.BatchSize {
 			errs = append(errs, s.flush(ctx))
@@ -219,6 +221,15 @@ func (s *PushSink) Write(ctx context.Context, recs []Record) error {
 		errs = append(errs, s.flush(ctx))
 	}
 	return errors.Join(errs...)
+}
+
+// entryMetadata is the structured metadata deploy/promtail.yaml attaches:
+// event and trace_id (when the line has one).
+func entryMetadata(r *Record) model.Labels {
+	if r.TraceID == "" {
+		return model.LabelsFromStrings("event", r.Event)
+	}
+	return model.LabelsFromStrings("event", r.Event, "trace_id", r.TraceID)
 }
 
 // Close sends what is buffered.
