@@ -146,9 +146,10 @@ type PushOptions struct {
 }
 
 // PushSink pushes to a Loki-compatible server: protobuf PushRequest, snappy
-// compressed, as Promtail sends it. Entries carry the structured metadata
-// deploy/promtail.yaml gives the same lines shipped from files (event,
-// trace_id), so both paths store the same thing.
+// compressed, as Promtail sends it. Entries carry no structured metadata:
+// metadata joins the series labels of metric queries, so a per-line value
+// such as trace_id would turn every alert expression without an
+// aggregation into one series (and one alert) per line.
 type PushSink struct {
 	o       PushOptions
 	streams map[string]*model.Stream
@@ -211,7 +212,7 @@ func (s *PushSink) Write(ctx context.Context, recs []Record) error {
 			s.streams[k] = st
 			s.order = append(s.order, k)
 		}
-		st.Entries = append(st.Entries, model.Entry{Timestamp: r.Timestamp, Line: r.Line, Metadata: entryMetadata(r)})
+		st.Entries = append(st.Entries, model.Entry{Timestamp: r.Timestamp, Line: r.Line})
 		s.n++
 		if s.n >= s.o.BatchSize {
 			errs = append(errs, s.flush(ctx))
@@ -221,15 +222,6 @@ func (s *PushSink) Write(ctx context.Context, recs []Record) error {
 		errs = append(errs, s.flush(ctx))
 	}
 	return errors.Join(errs...)
-}
-
-// entryMetadata is the structured metadata deploy/promtail.yaml attaches:
-// event and trace_id (when the line has one).
-func entryMetadata(r *Record) model.Labels {
-	if r.TraceID == "" {
-		return model.LabelsFromStrings("event", r.Event)
-	}
-	return model.LabelsFromStrings("event", r.Event, "trace_id", r.TraceID)
 }
 
 // Close sends what is buffered.
