@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/prometheus/prometheus/model/labels"
+
 	"github.com/ledgerlog/ledgerlog/internal/model"
 	"github.com/ledgerlog/ledgerlog/internal/storage/block"
 	"github.com/ledgerlog/ledgerlog/internal/storage/chunk"
@@ -44,6 +46,8 @@ type Stats struct {
 type StreamSource struct {
 	Labels  model.Labels
 	sources []source
+	// corrupt is told about corrupt data met while reading (metric, log).
+	corrupt func(msg string)
 }
 
 type source struct {
@@ -59,14 +63,18 @@ func (db *DB) Streams(ctx context.Context, p SelectParams) ([]*StreamSource, err
 	blocks := db.blocksOverlapping(p.Tenant, p.Range)
 	db.viewMu.RUnlock()
 
-	byLabels := map[string]*StreamSource{}
+	byHash := map[uint64][]*StreamSource{}
+	var out []*StreamSource
 	get := func(ls model.Labels) *StreamSource {
-		k := ls.String()
-		s := byLabels[k]
-		if s == nil {
-			s = &StreamSource{Labels: ls}
-			byLabels[k] = s
+		h := ls.Hash()
+		for _, s := range byHash[h] {
+			if labels.Equal(s.Labels, ls) {
+				return s
+			}
 		}
+		s := &StreamSource{Labels: ls, corrupt: db.reportCorruption}
+		byHash[h] = append(byHash[h], s)
+		out = append(out, s)
 		return s
 	}
 	for _, b := range blocks {
@@ -83,11 +91,7 @@ func (db *DB) Streams(ctx context.Context, p SelectParams) ([]*StreamSource, err
 			ss.sources = append(ss.sources, headSource(src, p))
 		}
 	}
-	out := make([]*StreamSource, 0, len(byLabels))
-	for _, s := range byLabels {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return model.Labels.String(out[i].Labels) < model.Labels.String(out[j].Labels) })
+	sort.Slice(out, func(i, j int) bool { return labels.Compare(out[i].Labels, out[j].Labels) < 0 })
 	return out, nil
 }
 
@@ -124,28 +128,27 @@ func (db *DB) blockSource(ctx context.Context, b *block.Block, ref block.ChunkRe
 		minT: ref.MinTime,
 		maxT: ref.MaxTime,
 		open: func() (iter.EntryIterator, error) {
-			data, err := b.ReadChunk(ctx, ref)
+			c, err := b.OpenChunk(ctx, ref)
 			if err == nil {
-				var c *chunk.Chunk
-				if c, err = chunk.Open(data); err == nil {
-					return db.countChunk(c, data, p), nil
-				}
-			}
-			var ce *iter.CorruptionError
-			if errors.As(err, &ce) {
-				db.metrics.corruptions.WithLabelValues("chunk").Inc()
-				db.log.Error("skip corrupt chunk", "tenant", p.Tenant, "block", b.Meta().ULID, "err", err)
+				return db.countChunk(c, p), nil
 			}
 			return nil, err
 		},
 	}
 }
 
-func (db *DB) countChunk(c *chunk.Chunk, data []byte, p SelectParams) iter.EntryIterator {
+// reportCorruption counts corrupt chunk data met by a read; the read skips
+// it and carries a warning to the client.
+func (db *DB) reportCorruption(msg string) {
+	db.metrics.corruptions.WithLabelValues("chunk").Inc()
+	db.log.Error("read skipped corrupt data", "err", msg)
+}
+
+func (db *DB) countChunk(c *chunk.Chunk, p SelectParams) iter.EntryIterator {
 	if p.Stats != nil {
 		m := c.Meta()
 		p.Stats.ChunksDownloaded.Add(1)
-		p.Stats.CompressedBytes.Add(int64(len(data)))
+		p.Stats.CompressedBytes.Add(int64(m.CompressedBytes))
 		p.Stats.DecompressedBytes.Add(int64(m.UncompressedBytes))
 		p.Stats.DecompressedLines.Add(int64(m.Entries))
 	}
@@ -157,6 +160,15 @@ func openChunk(b []byte) (*chunk.Chunk, error) { return chunk.Open(b) }
 // Iterator returns the stream's entries in p.Direction, merged over its
 // sources with exact duplicates (same timestamp and line) removed.
 func (s *StreamSource) Iterator(dir model.Direction, warn func(string)) iter.EntryIterator {
+	if s.corrupt != nil {
+		outer := warn
+		warn = func(msg string) {
+			s.corrupt(msg)
+			if outer != nil {
+				outer(msg)
+			}
+		}
+	}
 	srcs := append([]source(nil), s.sources...)
 	if dir == model.Forward {
 		sort.Slice(srcs, func(i, j int) bool { return srcs[i].minT < srcs[j].minT })
@@ -218,6 +230,7 @@ func (l *lazyIterator) fail(err error) {
 		if l.warn != nil {
 			l.warn("skipped corrupt data: " + err.Error())
 		}
+
 		l.err = nil
 		l.it = iter.Empty()
 		return
