@@ -166,6 +166,14 @@ func RunServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		runCompactor(runCtx, cfg, bkt, overrides, db, logger, reg)
 	}()
 
+	// Ruler: alerting and recording rules evaluated by the engine (ruler.go).
+	if err := startRuler(runCtx, &wg, cfg, api, eng, overrides, ln.Addr(), logger, reg); err != nil {
+		stop()
+		wg.Wait()
+		_ = srv.Close()
+		return errors.Join(fmt.Errorf("start ruler: %w", err), db.Close(context.Background()))
+	}
+
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:

@@ -19,22 +19,25 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/ledgerlog/ledgerlog/internal/compactor"
+	"github.com/ledgerlog/ledgerlog/internal/ruler"
 	"github.com/ledgerlog/ledgerlog/internal/tenant"
 	"github.com/ledgerlog/ledgerlog/internal/units"
 )
 
 // Config is the whole server configuration.
 type Config struct {
-	Target        string            `yaml:"target"`
-	AuthEnabled   bool              `yaml:"auth_enabled"`
-	Server        ServerConfig      `yaml:"server"`
-	Common        CommonConfig      `yaml:"common"`
-	Ingester      IngesterConfig    `yaml:"ingester"`
-	StorageConfig StorageConfig     `yaml:"storage_config"`
-	Compactor     compactor.Config  `yaml:"compactor"`
-	Limits        tenant.Limits     `yaml:"limits_config"`
-	RuntimeConfig RuntimeConfig     `yaml:"runtime_config"`
-	Distributor   DistributorConfig `yaml:"distributor"`
+	Target        string              `yaml:"target"`
+	AuthEnabled   bool                `yaml:"auth_enabled"`
+	Server        ServerConfig        `yaml:"server"`
+	Common        CommonConfig        `yaml:"common"`
+	Ingester      IngesterConfig      `yaml:"ingester"`
+	StorageConfig StorageConfig       `yaml:"storage_config"`
+	Compactor     compactor.Config    `yaml:"compactor"`
+	Limits        tenant.Limits       `yaml:"limits_config"`
+	RuntimeConfig RuntimeConfig       `yaml:"runtime_config"`
+	Distributor   DistributorConfig   `yaml:"distributor"`
+	Ruler         ruler.Config        `yaml:"ruler"`
+	RulerStorage  ruler.BackendConfig `yaml:"ruler_storage"`
 }
 
 // ServerConfig is the HTTP server, with Loki's keys.
@@ -161,6 +164,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Var(&c.RuntimeConfig.Period, "runtime-config.reload-period", "Reload period of the overrides file.")
 
 	c.Limits.RegisterFlags(f)
+	c.Ruler.RegisterFlags(f)
+	c.RulerStorage.RegisterFlags(f)
 }
 
 // Validate checks values that cannot work.
@@ -187,6 +192,7 @@ func (c *Config) Validate() error {
 	if c.Limits.IngestionRateMB < 0 || c.Limits.IngestionBurstSizeMB < 0 {
 		errs = append(errs, errors.New("limits_config.ingestion_rate_mb and ingestion_burst_size_mb must not be negative"))
 	}
+	errs = append(errs, c.Ruler.Validate(), c.RulerStorage.Validate())
 	return errors.Join(errs...)
 }
 

@@ -37,8 +37,9 @@ func TestLokiReferenceConfigLoadsWithNamedWarnings(t *testing.T) {
 	require.Equal(t, 1024.0, l.Config.Limits.IngestionRateMB)
 	require.Equal(t, 5*time.Minute, l.Config.Limits.QueryTimeout.D())
 	require.False(t, l.Config.Limits.RejectOldSamples)
+	require.Equal(t, "./loki-data/rules", l.Config.Ruler.RuleDir(l.Config.RulerStorage, l.Config.Common.PathPrefix))
 	joined := strings.Join(l.Warnings, "\n")
-	for _, key := range []string{"schema_config", "server.grpc_listen_port", "common.ring", "ruler_storage", "query_range", "analytics", "common.replication_factor"} {
+	for _, key := range []string{"schema_config", "server.grpc_listen_port", "common.ring", "query_range", "analytics", "common.replication_factor"} {
 		require.Contains(t, joined, "config key "+key+" ", key)
 	}
 }

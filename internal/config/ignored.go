@@ -16,8 +16,6 @@ import (
 var ignored = map[string]string{
 	"schema_config":                        "the block format needs no schema periods",
 	"table_manager":                        "retention is applied by the compactor",
-	"ruler_storage":                        "no ruler in this build",
-	"ruler":                                "no ruler in this build",
 	"query_range":                          "queries are not cached or split by a frontend",
 	"query_scheduler":                      "there is no separate scheduler",
 	"frontend":                             "there is no separate query frontend",

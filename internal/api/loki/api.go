@@ -64,6 +64,7 @@ type API struct {
 	opts     Options
 	log      *slog.Logger
 	duration *prometheus.HistogramVec
+	ruler    rulerSlot // set by SetRuler (rules.go)
 }
 
 // New returns the API.
@@ -124,6 +125,20 @@ func (a *API) Handler() http.Handler {
 	route("GET /loki/api/v1/tail", "loki_api_v1_tail", a.tail)
 	route("GET /api/prom/tail", "api_prom_tail", a.tailLegacy)
 	route("/api/prom/query", "api_prom_query", a.queryLegacy)
+
+	// Ruler (rules.go).
+	for _, p := range []string{"/loki/api/v1/rules", "/api/prom/rules"} {
+		route("GET "+p, "loki_api_v1_rules", a.listRules)
+		route("GET "+p+"/{namespace}", "loki_api_v1_rules_namespace", a.getRuleNamespace)
+		route("POST "+p+"/{namespace}", "loki_api_v1_rules_namespace", a.setRuleGroup)
+		route("DELETE "+p+"/{namespace}", "loki_api_v1_rules_namespace", a.deleteRuleNamespace)
+		route("GET "+p+"/{namespace}/{group}", "loki_api_v1_rules_namespace_group", a.getRuleGroup)
+		route("DELETE "+p+"/{namespace}/{group}", "loki_api_v1_rules_namespace_group", a.deleteRuleGroup)
+	}
+	for _, p := range []string{"/prometheus/api/v1", "/api/prom/api/v1"} {
+		route("GET "+p+"/rules", "prometheus_api_v1_rules", a.prometheusRules)
+		route("GET "+p+"/alerts", "prometheus_api_v1_alerts", a.prometheusAlerts)
+	}
 
 	// Operations.
 	route("GET /ready", "ready", a.ready)
