@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/ledgerlog/ledgerlog/internal/config"
 )
 
 // seedRules is the product brief's financial_alerts group, verbatim.
@@ -385,4 +387,56 @@ func TestRulerRestartKeepsPendingAlert(t *testing.T) {
 	after, ok := pending(s2)
 	require.True(t, ok, "still pending after restart")
 	require.True(t, before.Equal(after), "activeAt %s became %s", before, after)
+}
+
+// A Loki ruler configuration loads: supported keys apply, keys of Loki's
+// distributed ruler are named in warnings.
+func TestLokiRulerConfigLoads(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "loki.yaml")
+	require.NoError(t, os.WriteFile(p, []byte(`common:
+  path_prefix: /var/lib/loki
+ruler:
+  storage:
+    type: local
+    local:
+      directory: /etc/loki/rules
+  rule_path: /var/lib/loki/rules-temp
+  alertmanager_url: http://am-1:9093,http://am-2:9093/prefix
+  ring:
+    kvstore:
+      store: inmemory
+  enable_api: true
+  enable_alertmanager_v2: true
+  wal:
+    dir: /var/lib/loki/ruler-wal
+  remote_write:
+    enabled: true
+    clients:
+      prom:
+        url: http://prometheus:9090/api/v1/write
+        basic_auth: {username: u, password: p}
+`), 0o644))
+	l, err := config.Parse("server", []string{"-config.file", p}, io.Discard)
+	require.NoError(t, err)
+	c := l.Config
+	require.Equal(t, "/etc/loki/rules", c.Ruler.RuleDir(c.RulerStorage, c.Common.PathPrefix))
+	require.Equal(t, "/var/lib/loki/rules-temp", c.Ruler.StateDir(c.Common.PathPrefix))
+	ams, err := c.Ruler.AlertmanagerURLs()
+	require.NoError(t, err)
+	require.Len(t, ams, 2)
+	joined := strings.Join(l.Warnings, "\n")
+	for _, k := range []string{"ruler.ring", "ruler.enable_alertmanager_v2", "ruler.wal"} {
+		require.Contains(t, joined, "config key "+k+" ")
+	}
+
+	// ruler_storage takes precedence, with Loki's filesystem backend.
+	require.NoError(t, os.WriteFile(p, []byte("ruler_storage:\n  backend: filesystem\n  filesystem:\n    dir: /srv/rules\n"), 0o644))
+	l, err = config.Parse("server", []string{"-config.file", p}, io.Discard)
+	require.NoError(t, err)
+	require.Equal(t, "/srv/rules", l.Config.Ruler.RuleDir(l.Config.RulerStorage, l.Config.Common.PathPrefix))
+
+	// Unsupported backends fail with a clear message.
+	require.NoError(t, os.WriteFile(p, []byte("ruler_storage:\n  backend: s3\n  s3:\n    bucketnames: rules\n"), 0o644))
+	_, err = config.Parse("server", []string{"-config.file", p}, io.Discard)
+	require.ErrorContains(t, err, `ruler_storage.backend "s3": only local and filesystem rule storage are built in`)
 }

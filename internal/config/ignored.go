@@ -59,6 +59,19 @@ var ignored = map[string]string{
 	"limits_config.enforce_metric_name":                "removed in Loki 3",
 	"compactor.delete_request_store":                   "deletion API not available in this build",
 	"compactor.compactor_ring":                         "single node: no ring",
+	"ruler.ring":                                       "single node: no ring",
+	"ruler.enable_sharding":                            "single node: every rule group is evaluated here",
+	"ruler.sharding_strategy":                          "single node: every rule group is evaluated here",
+	"ruler.sharding_algo":                              "single node: every rule group is evaluated here",
+	"ruler.wal":                                        "recording-rule samples are queued in memory; alert state is kept under rule_path",
+	"ruler.wal_cleaner":                                "recording-rule samples are queued in memory; alert state is kept under rule_path",
+	"ruler.evaluation":                                 "rules are always evaluated locally by the built-in engine",
+	"ruler.enable_alertmanager_v2":                     "Alertmanager's v2 API is always used",
+	"ruler.enable_alertmanager_discovery":              "Alertmanagers are listed in alertmanager_url",
+	"ruler.alertmanager_refresh_interval":              "Alertmanagers are listed in alertmanager_url",
+	"ruler.flush_period":                               "not applicable",
+	"ruler.search_pending_for":                         "not applicable",
+	"ruler.query_stats_enabled":                        "not applicable",
 }
 
 // decodeStrict decodes YAML into cfg, rejecting unknown keys, after

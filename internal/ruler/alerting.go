@@ -99,6 +99,7 @@ type alertingRule struct {
 	keepFiringFor time.Duration
 	labels        model.Labels
 	annotations   model.Labels
+	tmpl          *templateCache // used by eval only
 
 	mu             sync.Mutex
 	active         map[uint64]*Alert
@@ -116,6 +117,7 @@ func newAlertingRule(def Rule) *alertingRule {
 		keepFiringFor: time.Duration(def.KeepFiringFor),
 		labels:        labels.FromMap(def.Labels),
 		annotations:   labels.FromMap(def.Annotations),
+		tmpl:          newTemplateCache(),
 		active:        map[uint64]*Alert{},
 		health:        "unknown",
 	}
@@ -132,7 +134,8 @@ func (r *alertingRule) eval(ctx context.Context, ts time.Time, ec evalContext) (
 		r.setHealth(err)
 		return nil, err
 	}
-	q := func(s string) (Vector, error) { return ec.query(ctx, ec.tenant, s, ts) }
+	r.tmpl.query = func(s string) (Vector, error) { return ec.query(ctx, ec.tenant, s, ts) }
+	defer func() { r.tmpl.query = nil }()
 
 	// Build the alerts of this evaluation: sample labels without
 	// __name__, then the rule's labels, then alertname.
@@ -148,12 +151,12 @@ func (r *alertingRule) eval(ctx context.Context, ts time.Time, ec evalContext) (
 		lb := labels.NewBuilder(smp.Labels)
 		lb.Del(labels.MetricName)
 		r.labels.Range(func(l labels.Label) {
-			lb.Set(l.Name, expandTemplate("__alert_"+r.name, l.Value, data, q))
+			lb.Set(l.Name, r.tmpl.expand("__alert_"+r.name, l.Value, data))
 		})
 		lb.Set(labels.AlertName, r.name)
 		ab := labels.NewScratchBuilder(r.annotations.Len())
 		r.annotations.Range(func(l labels.Label) {
-			ab.Add(l.Name, expandTemplate("__alert_"+r.name, l.Value, data, q))
+			ab.Add(l.Name, r.tmpl.expand("__alert_"+r.name, l.Value, data))
 		})
 		ls := lb.Labels()
 		h := ls.Hash()

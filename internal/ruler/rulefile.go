@@ -187,6 +187,15 @@ func annotatePositions(doc *yaml.Node, rgs *RuleGroups) {
 
 func annotateGroup(gn *yaml.Node, g *RuleGroup) {
 	g.line = gn.Line
+	for i := range g.Rules {
+		// Empty maps are absent maps: one canonical form on disk.
+		if len(g.Rules[i].Labels) == 0 {
+			g.Rules[i].Labels = nil
+		}
+		if len(g.Rules[i].Annotations) == 0 {
+			g.Rules[i].Annotations = nil
+		}
+	}
 	rules := mapValue(gn, "rules")
 	if rules == nil || rules.Kind != yaml.SequenceNode {
 		return

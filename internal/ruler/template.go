@@ -56,15 +56,49 @@ func checkTemplate(name, text string) error {
 	return nil
 }
 
-// expandTemplate expands text. As in Prometheus, an error becomes the
-// result text so that the alert still goes out.
+// expandTemplate expands text once (tests and one-off use).
 func expandTemplate(name, text string, data templateData, q templateQuery) string {
+	c := newTemplateCache()
+	c.query = q
+	return c.expand(name, text, data)
+}
+
+// templateCache holds the parsed templates of one rule, so that each is
+// parsed once, not once per alert. It is not safe for concurrent use: a
+// rule is evaluated by its group's goroutine only.
+type templateCache struct {
+	// query serves the `query` function during the evaluation in
+	// progress.
+	query  templateQuery
+	funcs  template.FuncMap
+	byText map[string]*template.Template
+}
+
+func newTemplateCache() *templateCache {
+	c := &templateCache{byText: map[string]*template.Template{}}
+	c.funcs = templateFuncs(func(s string) (Vector, error) {
+		if c.query == nil {
+			return nil, errors.New("query is not available here")
+		}
+		return c.query(s)
+	})
+	return c
+}
+
+// expand expands text. As in Prometheus, an error becomes the result text
+// so that the alert still goes out.
+func (c *templateCache) expand(name, text string, data templateData) string {
 	if !strings.Contains(text, "{{") {
 		return text
 	}
-	t, err := template.New(name).Funcs(templateFuncs(q)).Option("missingkey=zero").Parse(templatePrefix + text)
-	if err != nil {
-		return fmt.Sprintf("<error expanding template: %v>", err)
+	t, ok := c.byText[text]
+	if !ok {
+		var err error
+		t, err = template.New(name).Funcs(c.funcs).Option("missingkey=zero").Parse(templatePrefix + text)
+		if err != nil {
+			return fmt.Sprintf("<error expanding template: %v>", err)
+		}
+		c.byText[text] = t
 	}
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, data); err != nil {
