@@ -132,10 +132,10 @@ func TestRulesAPIRoundTrip(t *testing.T) {
 	require.Equal(t, "no rule groups found", body)
 
 	// The ruler runs the posted groups; the Prometheus API shows them.
-	require.Eventually(t, func() bool {
+	poll(t, func() bool {
 		code, body, _ := call(t, "GET", srv.URL+"/prometheus/api/v1/rules", "")
 		return code == http.StatusOK && strings.Count(body, `"name":"`) >= 4 && strings.Contains(body, `"health":"ok"`)
-	}, 20*time.Second, 50*time.Millisecond)
+	})
 
 	// Delete a group, then a namespace.
 	code, body, _ = call(t, "DELETE", srv.URL+"/loki/api/v1/rules/compliance/financial_alerts", "")
@@ -152,6 +152,18 @@ func TestRulesAPIRoundTrip(t *testing.T) {
 	code, body, _ = call(t, "GET", srv.URL+"/loki/api/v1/rules", "")
 	require.Equal(t, http.StatusNotFound, code)
 	require.Equal(t, "no rule groups found", body)
+}
+
+// poll waits for cond in the test goroutine (cond may use require).
+func poll(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 20s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func keys(m map[string][]ruler.RuleGroup) []string {
@@ -262,11 +274,11 @@ func TestPrometheusRulesAndAlertsJSON(t *testing.T) {
 			} `json:"groups"`
 		} `json:"data"`
 	}
-	require.Eventually(t, func() bool {
+	poll(t, func() bool {
 		_, body, _ := call(t, "GET", srv.URL+"/prometheus/api/v1/rules", "")
 		require.NoError(t, json.Unmarshal([]byte(body), &rules))
 		return len(rules.Data.Groups) == 1 && rules.Data.Groups[0].Rules[0]["state"] == "firing"
-	}, 20*time.Second, 50*time.Millisecond)
+	})
 	g := rules.Data.Groups[0]
 	require.Equal(t, "success", rules.Status)
 	require.Equal(t, "financial_alerts", g.Name)
