@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/klauspost/compress/zstd"
@@ -49,10 +50,6 @@ type Builder struct {
 	// stop being strictly increasing, so that duplicate checks stay O(1)
 	// for out-of-order data and runs of equal timestamps. nil until needed.
 	dedup map[dedupKey]int32
-
-	w       pageWriter
-	payload []byte // scratch for one page payload
-	packed  []byte // scratch for one compressed page
 }
 
 // Level trades encoding CPU for chunk size. It applies to EncZstd only, is
@@ -226,6 +223,15 @@ func metadataBytes(ls model.Labels) int {
 	return n
 }
 
+// sealScratch is the working memory of one seal.
+type sealScratch struct {
+	w       pageWriter
+	payload []byte // one page payload
+	packed  []byte // one compressed page
+}
+
+var sealScratchPool = sync.Pool{New: func() any { return new(sealScratch) }}
+
 // seal sorts and compresses the open page and starts a new one.
 func (b *Builder) seal() {
 	if len(b.open) == 0 || b.err != nil {
@@ -237,18 +243,23 @@ func (b *Builder) seal() {
 		es = slices.Clone(es)
 		slices.SortStableFunc(es, func(x, y model.Entry) int { return cmp.Compare(x.Timestamp, y.Timestamp) })
 	}
+	// Scratch space comes from a pool: a server holds a builder per
+	// stream, and per-builder buffers of a page's size would add up to
+	// hundreds of MiB.
+	sc := sealScratchPool.Get().(*sealScratch)
+	defer sealScratchPool.Put(sc)
 	var raw int
-	b.payload, raw = b.w.appendPayload(b.payload[:0], es)
-	if len(b.payload) > maxPayloadSize {
-		b.err = fmt.Errorf("seal page %d: payload of %d bytes exceeds %d", len(b.pages), len(b.payload), maxPayloadSize)
+	sc.payload, raw = sc.w.appendPayload(sc.payload[:0], es)
+	if len(sc.payload) > maxPayloadSize {
+		b.err = fmt.Errorf("seal page %d: payload of %d bytes exceeds %d", len(b.pages), len(sc.payload), maxPayloadSize)
 		return
 	}
-	packed, err := compress(b.enc, b.level, b.packed[:0], b.payload)
+	packed, err := compress(b.enc, b.level, sc.packed[:0], sc.payload)
 	if err != nil {
 		b.err = fmt.Errorf("seal page %d: %w", len(b.pages), err)
 		return
 	}
-	b.packed = packed
+	sc.packed = packed
 	// An exact-size copy: no slack kept per page, and the scratch buffers
 	// are reused for the next page.
 	data := slices.Clone(packed)
@@ -259,7 +270,7 @@ func (b *Builder) seal() {
 		minT:        es[0].Timestamp,
 		maxT:        es[len(es)-1].Timestamp,
 		entries:     len(es),
-		payloadSize: len(b.payload),
+		payloadSize: len(sc.payload),
 		rawBytes:    raw,
 		crc:         crc32.Checksum(data, castagnoli),
 	}
