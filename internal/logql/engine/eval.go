@@ -30,6 +30,11 @@ func (q *query) execSample(ctx context.Context, expr lql.SampleExpr) (Result, er
 	if err := q.checkRanges(expr); err != nil {
 		return Result{}, err
 	}
+	if !p.Instant && hasApproxTopK(expr) {
+		// Loki answers approx_topk from count-min sketches, which it
+		// builds for instant queries only (LQ-V4).
+		return Result{}, Userf("approx_topk error: count min sketches are only supported on instant queries")
+	}
 	expr, err := fold(expr)
 	if err != nil {
 		return Result{}, err
@@ -95,6 +100,18 @@ func sortable(e lql.Expr) bool {
 	found := false
 	lql.Walk(e, func(x lql.Expr) bool {
 		if v, ok := x.(*lql.VectorAggregationExpr); ok && (v.Op == lql.VectorSort || v.Op == lql.VectorSortDesc) {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// hasApproxTopK reports whether the query uses approx_topk.
+func hasApproxTopK(e lql.Expr) bool {
+	found := false
+	lql.Walk(e, func(x lql.Expr) bool {
+		if v, ok := x.(*lql.VectorAggregationExpr); ok && v.Op == lql.VectorApproxTopK {
 			found = true
 		}
 		return !found

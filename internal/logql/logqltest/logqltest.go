@@ -12,7 +12,9 @@
 //
 // adds entries: `{app="api"} 30s "GET /x 200" {trace_id="abc"}`. The line
 // is a Go double-quoted or backtick string. Entries are pushed with
-// unordered writes (tenant "fake" unless given).
+// unordered writes (tenant "fake" unless given). `load validate` first
+// passes them through the distributor's validation (ingest.Validator), which
+// adds service_name and detected_level as a push over HTTP would.
 //
 //	flush
 //
@@ -22,7 +24,14 @@
 //
 // sets tenant limits for the following evaluations (max_query_series,
 // max_entries_limit_per_query, max_query_length, max_query_range,
-// require_selective_matcher).
+// require_selective_matcher, max_query_bytes_read, max_query_lookback,
+// query_timeout, split_queries_by_interval).
+//
+//	format <query>
+//
+// checks format_query's pretty form of a query: the following lines, with
+// the first one's indentation removed from all (`format_fail` expects a
+// parse error, as eval_fail does).
 //
 //	eval instant at <t> [opts] <query>
 //	eval range from <t> to <t> step <d> [opts] <query>
@@ -57,7 +66,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"github.com/thanos-io/objstore"
 
+	"github.com/ledgerlog/ledgerlog/internal/ingest"
 	"github.com/ledgerlog/ledgerlog/internal/logql/engine"
+	"github.com/ledgerlog/ledgerlog/internal/logql/syntax"
 	"github.com/ledgerlog/ledgerlog/internal/model"
 	"github.com/ledgerlog/ledgerlog/internal/storage"
 	"github.com/ledgerlog/ledgerlog/internal/storage/head"
@@ -95,6 +106,10 @@ type command struct {
 	line int
 	head string
 	body []string
+	// raw is body with only the first body line's indentation removed
+	// from every line (format expectations keep their relative indent).
+	raw    []string
+	indent string
 }
 
 func parseScript(s string) ([]command, error) {
@@ -115,6 +130,10 @@ func parseScript(s string) ([]command, error) {
 				return nil, fmt.Errorf("line %d: indented line outside a command", i+1)
 			}
 			cur.body = append(cur.body, trimmed)
+			if len(cur.raw) == 0 {
+				cur.indent = line[:len(line)-len(strings.TrimLeftFunc(line, unicode.IsSpace))]
+			}
+			cur.raw = append(cur.raw, strings.TrimPrefix(line, cur.indent))
 			continue
 		}
 		out = append(out, command{line: i + 1, head: trimmed})
@@ -142,6 +161,8 @@ func (r *runner) run(c command) {
 		r.setLimits(c, rest)
 	case "eval", "eval_fail":
 		r.eval(c, word == "eval_fail", rest)
+	case "format", "format_fail":
+		r.format(c, word == "format_fail", rest)
 	default:
 		t.Fatalf("line %d: unknown command %q", c.line, word)
 	}
@@ -151,8 +172,16 @@ func (r *runner) load(c command, rest string) {
 	t := r.t
 	t.Helper()
 	tenantID := model.TenantFake
-	if v, ok := strings.CutPrefix(strings.TrimSpace(rest), "tenant="); ok {
-		tenantID = v
+	validate := false
+	for _, opt := range strings.Fields(rest) {
+		switch {
+		case strings.HasPrefix(opt, "tenant="):
+			tenantID = strings.TrimPrefix(opt, "tenant=")
+		case opt == "validate":
+			validate = true
+		default:
+			t.Fatalf("line %d: unknown load option %q", c.line, opt)
+		}
 	}
 	byLabels := map[string]*model.Stream{}
 	var order []string
@@ -180,8 +209,20 @@ func (r *runner) load(c command, rest string) {
 		s.Entries = append(s.Entries, model.Entry{Timestamp: ts, Line: line, Metadata: md})
 	}
 	streams := make([]model.Stream, 0, len(order))
+	var newest int64
 	for _, k := range order {
 		streams = append(streams, *byLabels[k])
+		for _, e := range byLabels[k].Entries {
+			newest = max(newest, e.Timestamp)
+		}
+	}
+	if validate {
+		// The distributor's path: service_name discovery, detected_level
+		// metadata, limits (with "now" just after the newest entry).
+		l := r.limits
+		var err error
+		streams, err = ingest.NewValidator(nil, nil).Validate(tenantID, &l, &ingest.Request{Streams: streams}, time.Unix(0, newest).Add(time.Minute))
+		require.NoError(t, err, "line %d", c.line)
 	}
 	require.NoError(t, r.db.Push(tenantID, streams, head.Limits{UnorderedWrites: true}), "line %d", c.line)
 }
@@ -204,6 +245,14 @@ func (r *runner) setLimits(c command, rest string) {
 			err = r.limits.MaxQueryRange.Set(v)
 		case "require_selective_matcher":
 			r.limits.RequireSelectiveMatcher, err = strconv.ParseBool(v)
+		case "max_query_bytes_read":
+			err = r.limits.MaxQueryBytesRead.Set(v)
+		case "max_query_lookback":
+			err = r.limits.MaxQueryLookback.Set(v)
+		case "query_timeout":
+			err = r.limits.QueryTimeout.Set(v)
+		case "split_queries_by_interval":
+			err = r.limits.SplitQueriesByInterval.Set(v)
 		default:
 			t.Fatalf("line %d: unknown limit %q", c.line, k)
 		}
@@ -221,20 +270,7 @@ func (r *runner) eval(c command, fail bool, rest string) {
 	where := fmt.Sprintf("line %d: %s", c.line, c.head)
 	if fail {
 		require.Error(t, err, where)
-		for _, b := range c.body {
-			switch {
-			case strings.HasPrefix(b, "error_contains "):
-				require.Contains(t, err.Error(), strings.TrimPrefix(b, "error_contains "), where)
-			case strings.HasPrefix(b, "error "):
-				want, err2 := strconv.Unquote(strings.TrimPrefix(b, "error "))
-				if err2 != nil {
-					want = strings.TrimPrefix(b, "error ")
-				}
-				require.Equal(t, want, err.Error(), where)
-			default:
-				t.Fatalf("%s: unexpected line %q after eval_fail", where, b)
-			}
-		}
+		r.checkError(where, c.body, err)
 		return
 	}
 	require.NoError(t, err, where)
@@ -246,6 +282,48 @@ func (r *runner) eval(c command, fail bool, rest string) {
 	if !equalLines(want, got) {
 		t.Errorf("%s\nwant:\n  %s\ngot:\n  %s", where, strings.Join(want, "\n  "), strings.Join(got, "\n  "))
 	}
+}
+
+// checkError compares err with the error_contains / error lines of a
+// failing command.
+func (r *runner) checkError(where string, body []string, err error) {
+	t := r.t
+	t.Helper()
+	for _, b := range body {
+		switch {
+		case strings.HasPrefix(b, "error_contains "):
+			require.Contains(t, err.Error(), strings.TrimPrefix(b, "error_contains "), where)
+		case strings.HasPrefix(b, "error "):
+			want, err2 := strconv.Unquote(strings.TrimPrefix(b, "error "))
+			if err2 != nil {
+				want = strings.TrimPrefix(b, "error ")
+			}
+			require.Equal(t, want, err.Error(), where)
+		default:
+			t.Fatalf("%s: unexpected line %q after a failing command", where, b)
+		}
+	}
+}
+
+// format checks the pretty-printed form of a query (format_query); the
+// expected lines keep their indentation relative to the first one.
+func (r *runner) format(c command, fail bool, query string) {
+	t := r.t
+	t.Helper()
+	where := fmt.Sprintf("line %d: %s", c.line, c.head)
+	expr, err := syntax.ParseExpr(query)
+	if fail {
+		require.Error(t, err, where)
+		r.checkError(where, c.body, err)
+		return
+	}
+	require.NoError(t, err, where)
+	got := syntax.Prettify(expr)
+	require.Equal(t, strings.Join(c.raw, "\n"), got, where)
+	// The pretty form parses back to the same query.
+	again, err := syntax.ParseExpr(got)
+	require.NoError(t, err, where)
+	require.Equal(t, expr.String(), again.String(), where)
 }
 
 // parseEval parses the part of an eval command after the word eval.
