@@ -31,6 +31,10 @@ type Options struct {
 	// Parallelism is the number of goroutines that read streams of one
 	// query; 0 means GOMAXPROCS.
 	Parallelism int
+	// ForceSplit splits every metric range query whose steps span two
+	// split intervals, whatever the planner would decide (for tests that
+	// prove split and single-pass answers identical).
+	ForceSplit bool
 }
 
 // Engine evaluates LogQL queries. It is safe for concurrent use.
@@ -39,6 +43,8 @@ type Engine struct {
 	limits *tenant.Overrides
 	log    *slog.Logger
 	par    int
+
+	forceSplit bool
 
 	// scanned counts entries read from storage by all queries, in steps of
 	// up to 1024 per stream.
@@ -57,7 +63,7 @@ func New(store Store, limits *tenant.Overrides, opts Options) *Engine {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = runtime.GOMAXPROCS(0)
 	}
-	return &Engine{store: store, limits: limits, log: opts.Logger, par: opts.Parallelism}
+	return &Engine{store: store, limits: limits, log: opts.Logger, par: opts.Parallelism, forceSplit: opts.ForceSplit}
 }
 
 // queryLimits are the strictest limits over the queried tenants.
@@ -70,6 +76,9 @@ func (e *Engine) queryLimits(tenants []string) tenant.Limits {
 		l.MaxQueryLength = units.Duration(minPositive(int64(l.MaxQueryLength), int64(o.MaxQueryLength)))
 		l.MaxQueryRange = units.Duration(minPositive(int64(l.MaxQueryRange), int64(o.MaxQueryRange)))
 		l.QueryTimeout = units.Duration(minPositive(int64(l.QueryTimeout), int64(o.QueryTimeout)))
+		l.SplitQueriesByInterval = units.Duration(minPositive(int64(l.SplitQueriesByInterval), int64(o.SplitQueriesByInterval)))
+		l.MaxQueryLookback = units.Duration(minPositive(int64(l.MaxQueryLookback), int64(o.MaxQueryLookback)))
+		l.MaxQueryBytesRead = units.ByteSize(minPositive(int64(l.MaxQueryBytesRead), int64(o.MaxQueryBytesRead)))
 		l.RequireSelectiveMatcher = l.RequireSelectiveMatcher || o.RequireSelectiveMatcher
 	}
 	return l

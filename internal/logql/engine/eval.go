@@ -45,8 +45,18 @@ func (q *query) execSample(ctx context.Context, expr lql.SampleExpr) (Result, er
 		}
 		return Result{Type: TypeMatrix, Matrix: []Series{constSeries(g, lit.Value).toResult(g)}}, nil
 	}
-	ev := &evaluator{q: q, g: g}
-	m, err := ev.eval(ctx, expr, hint{strict: true})
+	plan, split, err := q.planSplit(ctx, expr, g)
+	if err != nil {
+		return Result{}, err
+	}
+	var m matrix
+	if split {
+		q.splits = int64(plan.parts())
+		m, err = q.evalSplit(ctx, expr, g, plan)
+	} else {
+		ev := &evaluator{q: q, g: g}
+		m, err = ev.eval(ctx, expr, hint{strict: true})
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -24,6 +24,7 @@ type query struct {
 
 	postFilter atomic.Int64 // entries (samples) kept by the pipelines
 	returned   int64
+	splits     int64 // sub-ranges of a split metric query (0: one pass)
 
 	mu   sync.Mutex
 	warn []string // guarded by mu
@@ -54,6 +55,7 @@ func (q *query) fillStats(s *Stats) {
 	s.TotalLinesProcessed = st.DecompressedLines.Load() + st.HeadChunkLines.Load()
 	s.PostFilterLines = q.postFilter.Load()
 	s.EntriesReturned = q.returned
+	s.Splits = q.splits
 	s.ChunksRef = st.ChunksRef.Load()
 	s.ChunksDownloaded = st.ChunksDownloaded.Load()
 	s.CompressedBytes = st.CompressedBytes.Load()
@@ -68,6 +70,10 @@ func (q *query) fillStats(s *Stats) {
 type stream struct {
 	src    *storage.StreamSource
 	labels model.Labels
+	// ord is the stream's place in the selection (tenants in query order,
+	// streams by labels): it orders samples of equal time from different
+	// streams, so that float sums do not depend on scheduling.
+	ord int32
 }
 
 // selectStreams lists the streams of every queried tenant that match ms
@@ -94,7 +100,7 @@ func (q *query) selectStreams(ctx context.Context, ms []*model.Matcher, r model.
 				b.Set(model.TenantLabel, t)
 				ls = b.Labels()
 			}
-			out = append(out, stream{src: s, labels: ls})
+			out = append(out, stream{src: s, labels: ls, ord: int32(len(out))})
 		}
 	}
 	return out, nil

@@ -42,16 +42,21 @@ type event struct {
 }
 
 type tsv struct {
-	ts int64
-	v  float64
+	ts  int64
+	v   float64
+	ord int32 // the stream's ord
 }
 
 type accSeries struct {
 	labels   model.Labels
 	hasErr   bool
 	unsorted bool
-	events   []event
-	samples  []tsv
+	// multi: samples come from more than one stream, so equal times need
+	// ordering by stream.
+	multi   bool
+	lastOrd int32
+	events  []event
+	samples []tsv
 }
 
 type rangeWorker struct {
@@ -226,10 +231,16 @@ func (r *rangeEval) scan(ctx context.Context, w *rangeWorker, s stream) error {
 			return pipelineError(as.labels)
 		}
 		if r.sampling {
-			if k := len(as.samples); k > 0 && as.samples[k-1].ts > e.Timestamp {
-				as.unsorted = true
+			if k := len(as.samples); k > 0 {
+				if as.samples[k-1].ts > e.Timestamp {
+					as.unsorted = true
+				}
+				if as.lastOrd != s.ord {
+					as.multi = true
+				}
 			}
-			as.samples = append(as.samples, tsv{ts: e.Timestamp, v: v})
+			as.lastOrd = s.ord
+			as.samples = append(as.samples, tsv{ts: e.Timestamp, v: v, ord: s.ord})
 			continue
 		}
 		if k := len(as.events); k > 0 {
@@ -342,10 +353,12 @@ func (r *rangeEval) merge(ctx context.Context, workers []*rangeWorker) (matrix, 
 			for _, rf := range refs {
 				as := &workers[rf.w].series[rf.i]
 				samples = append(samples, as.samples...)
-				unsorted = unsorted || as.unsorted
+				unsorted = unsorted || as.unsorted || as.multi
 				as.samples = nil
 			}
 			if unsorted {
+				// By time, then stream: the order of a single pass and
+				// of every split, whatever worker read which stream.
 				slices.SortStableFunc(samples, func(a, b tsv) int {
 					switch {
 					case a.ts < b.ts:
@@ -353,7 +366,7 @@ func (r *rangeEval) merge(ctx context.Context, workers []*rangeWorker) (matrix, 
 					case a.ts > b.ts:
 						return 1
 					}
-					return 0
+					return int(a.ord) - int(b.ord)
 				})
 			}
 			s.points, scratch = r.sweepSamples(samples, scratch)
@@ -386,6 +399,9 @@ func (r *rangeEval) merge(ctx context.Context, workers []*rangeWorker) (matrix, 
 	if r.x.Op == lql.RangeAbsent {
 		return r.absent(out), nil
 	}
+	// Series in label order: parents that sum floats over them then add in
+	// the same order on every run (workers pick streams as they come).
+	slices.SortFunc(out, func(a, b series) int { return labels.Compare(a.labels, b.labels) })
 	return out, nil
 }
 

@@ -87,18 +87,46 @@ func RunFile(t *testing.T, path string) {
 	Run(t, string(b))
 }
 
+// Config changes how a script runs.
+type Config struct {
+	// SplitCheck evaluates every metric range query of the script (eval
+	// and eval_fail alike) once in a single pass and once split at each of
+	// several intervals (split_queries_by_interval, forced), and requires
+	// bit-identical answers or identical errors; the expectations of the
+	// script are checked as usual.
+	SplitCheck bool
+}
+
 // Run runs a script against a fresh store in t.TempDir.
 func Run(t *testing.T, script string) {
+	t.Helper()
+	RunWith(t, script, Config{})
+}
+
+// RunFileWith runs the script in path with cfg.
+func RunFileWith(t *testing.T, path string, cfg Config) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	RunWith(t, string(b), cfg)
+}
+
+// RunWith runs a script against a fresh store with cfg.
+func RunWith(t *testing.T, script string, cfg Config) {
 	t.Helper()
 	ctx := context.Background()
 	db, err := storage.Open(ctx, storage.Options{Bucket: objstore.NewInMemBucket(), BlockWindow: 24 * time.Hour})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = db.Close(ctx) })
-	r := &runner{t: t, db: db, limits: tenant.Defaults()}
+	r := &runner{t: t, db: db, limits: tenant.Defaults(), cfg: cfg}
 	cmds, err := parseScript(script)
 	require.NoError(t, err)
 	for _, c := range cmds {
 		r.run(c)
+	}
+	if cfg.SplitCheck && r.splitChecked > 0 {
+		require.Positive(t, r.splitRuns, "no metric range query was split")
+		t.Logf("%d metric range queries compared split and unsplit, %d of them split", r.splitChecked, r.splitRuns)
 	}
 }
 
@@ -146,6 +174,10 @@ type runner struct {
 	t      *testing.T
 	db     *storage.DB
 	limits tenant.Limits
+	cfg    Config
+	// splitChecked counts the answered queries compared split and
+	// unsplit, splitRuns those that were really split.
+	splitChecked, splitRuns int
 }
 
 func (r *runner) run(c command) {
@@ -268,6 +300,9 @@ func (r *runner) eval(c command, fail bool, rest string) {
 	eng := engine.New(r.db, tenant.NewOverrides(r.limits), engine.Options{})
 	res, err := eng.Exec(context.Background(), p)
 	where := fmt.Sprintf("line %d: %s", c.line, c.head)
+	if r.cfg.SplitCheck && !p.Instant && p.Step > 0 {
+		r.checkSplit(p, where)
+	}
 	if fail {
 		require.Error(t, err, where)
 		r.checkError(where, c.body, err)
@@ -281,6 +316,57 @@ func (r *runner) eval(c command, fail bool, rest string) {
 	}
 	if !equalLines(want, got) {
 		t.Errorf("%s\nwant:\n  %s\ngot:\n  %s", where, strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+	}
+}
+
+// splitIntervals are the split_queries_by_interval values a range query
+// is compared at: every step on its own, a few steps per sub-range, and
+// fixed intervals that cut the grid off the step boundaries' phase.
+func splitIntervals(step time.Duration) []time.Duration {
+	return []time.Duration{time.Nanosecond, step, 2 * step, 3 * step, 7 * time.Second, time.Minute}
+}
+
+// checkSplit compares a metric range query split at several intervals with
+// its single-pass answer, bit for bit.
+func (r *runner) checkSplit(p engine.Params, where string) {
+	t := r.t
+	t.Helper()
+	exec := func(interval time.Duration, force bool) (engine.Result, error) {
+		l := r.limits
+		l.SplitQueriesByInterval = units.Duration(interval)
+		eng := engine.New(r.db, tenant.NewOverrides(l), engine.Options{ForceSplit: force})
+		return eng.Exec(context.Background(), p)
+	}
+	want, wantErr := exec(0, false)
+	require.Zero(t, want.Stats.Splits, where)
+	if wantErr == nil {
+		r.splitChecked++
+	}
+	for _, iv := range splitIntervals(p.Step) {
+		got, err := exec(iv, true)
+		w := fmt.Sprintf("%s (split by %s)", where, iv)
+		if wantErr != nil {
+			require.Error(t, err, w)
+			require.Equal(t, wantErr.Error(), err.Error(), w)
+			continue
+		}
+		require.NoError(t, err, w)
+		if steps := int64((p.End-p.Start)/p.Step.Nanoseconds()) + 1; iv == time.Nanosecond && got.Stats.Splits > 0 {
+			// Every step is its own sub-range (literals are not split).
+			require.Equal(t, steps, got.Stats.Splits, w)
+			r.splitRuns++
+		}
+		require.Equal(t, want.Type, got.Type, w)
+		require.Equal(t, len(want.Matrix), len(got.Matrix), w)
+		for i := range want.Matrix {
+			ws, gs := want.Matrix[i], got.Matrix[i]
+			require.Equal(t, ws.Metric.String(), gs.Metric.String(), w)
+			require.Equal(t, len(ws.Points), len(gs.Points), "%s: %s", w, ws.Metric)
+			for j := range ws.Points {
+				require.Equal(t, ws.Points[j].T, gs.Points[j].T, "%s: %s", w, ws.Metric)
+				require.Equal(t, math.Float64bits(ws.Points[j].V), math.Float64bits(gs.Points[j].V), "%s: %s at %d: %v vs %v", w, ws.Metric, ws.Points[j].T, ws.Points[j].V, gs.Points[j].V)
+			}
+		}
 	}
 }
 

@@ -22,3 +22,17 @@ func TestScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestSplitEquivalence runs every script with each metric range query also
+// evaluated split at several intervals, and requires the split answers
+// (or errors) to be bit for bit those of a single pass (LQ-X4).
+func TestSplitEquivalence(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.test")
+	require.NoError(t, err)
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			t.Parallel()
+			RunFileWith(t, f, Config{SplitCheck: true})
+		})
+	}
+}
