@@ -25,20 +25,8 @@ func (a *API) queryLegacy(w http.ResponseWriter, r *http.Request) {
 	if re := r.Form.Get("regexp"); re != "" {
 		p.Query += " |~ " + strconv.Quote(re)
 	}
-	tenants, err := a.opts.Tenants.Read(r)
-	if err != nil {
-		status, msg := errorStatus(err)
-		writeError(w, status, msg)
-		return
-	}
-	p.Tenants = tenants
-	if p.Query == "" {
-		writeError(w, http.StatusBadRequest, "query parameter is required")
-		return
-	}
-	res, err := a.opts.Engine.Exec(r.Context(), p)
-	if err != nil {
-		a.writeEngineError(w, p.Query, err)
+	res, ok := a.run(w, r, p)
+	if !ok {
 		return
 	}
 	if res.Type != engine.TypeStreams {

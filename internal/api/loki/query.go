@@ -108,30 +108,31 @@ func (a *API) queryInstant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) exec(w http.ResponseWriter, r *http.Request, p engine.Params) {
+	if res, ok := a.run(w, r, p); ok {
+		writeRaw(w, appendQueryResponse(nil, &res, categorize(r)))
+	}
+}
+
+// run resolves the request's tenants and evaluates p; on failure it has
+// written Loki's error answer and reports false.
+func (a *API) run(w http.ResponseWriter, r *http.Request, p engine.Params) (engine.Result, bool) {
 	tenants, err := a.opts.Tenants.Read(r)
 	if err != nil {
 		status, msg := errorStatus(err)
 		writeError(w, status, msg)
-		return
+		return engine.Result{}, false
 	}
 	p.Tenants = tenants
 	if p.Query == "" {
 		writeError(w, http.StatusBadRequest, "query parameter is required")
-		return
+		return engine.Result{}, false
 	}
 	res, err := a.opts.Engine.Exec(r.Context(), p)
 	if err != nil {
-		status, msg := errorStatus(err)
-		if engine.IsUserError(err) {
-			status = http.StatusBadRequest
-		}
-		if status >= 500 {
-			a.log.Error("query failed", "query", p.Query, "err", err)
-		}
-		writeError(w, status, msg)
-		return
+		a.writeEngineError(w, p.Query, err)
+		return engine.Result{}, false
 	}
-	writeRaw(w, appendQueryResponse(nil, &res, categorize(r)))
+	return res, true
 }
 
 // appendQueryResponse renders Loki's query response.
