@@ -31,6 +31,8 @@ type Options struct {
 	// Parallelism is the number of goroutines that read streams of one
 	// query; 0 means GOMAXPROCS.
 	Parallelism int
+	// Now is the clock for max_query_lookback; nil means time.Now.
+	Now func() time.Time
 	// ForceSplit splits every metric range query whose steps span two
 	// split intervals, whatever the planner would decide (for tests that
 	// prove split and single-pass answers identical).
@@ -45,6 +47,7 @@ type Engine struct {
 	par    int
 
 	forceSplit bool
+	now        func() time.Time
 
 	// scanned counts entries read from storage by all queries, in steps of
 	// up to 1024 per stream.
@@ -63,7 +66,10 @@ func New(store Store, limits *tenant.Overrides, opts Options) *Engine {
 	if opts.Parallelism <= 0 {
 		opts.Parallelism = runtime.GOMAXPROCS(0)
 	}
-	return &Engine{store: store, limits: limits, log: opts.Logger, par: opts.Parallelism, forceSplit: opts.ForceSplit}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Engine{store: store, limits: limits, log: opts.Logger, par: opts.Parallelism, forceSplit: opts.ForceSplit, now: opts.Now}
 }
 
 // queryLimits are the strictest limits over the queried tenants.
@@ -107,6 +113,18 @@ func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 	if err != nil {
 		return Result{}, &UserError{Msg: err.Error()}
 	}
+	// max_query_lookback clamps the time range as Loki's frontend does: a
+	// query wholly before now-lookback answers nothing, one that starts
+	// before it starts there (metric steps then start there too), and no
+	// data before it is read, not even by range windows.
+	var minTime int64
+	if lb := l.MaxQueryLookback.D(); lb > 0 {
+		minTime = e.now().Add(-lb).UnixNano()
+		if p.End < minTime || (p.End == minTime && !p.Instant && isLogQuery(expr)) {
+			return emptyResult(expr, p), nil
+		}
+		p.Start = max(p.Start, minTime)
+	}
 	if max := l.MaxQueryLength.D(); max > 0 && time.Duration(p.End-p.Start) > max {
 		return Result{}, Userf(fmt.Sprintf("the query time range exceeds the limit (query length: %s, limit: %s)", time.Duration(p.End-p.Start), l.MaxQueryLength))
 	}
@@ -116,10 +134,14 @@ func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 		defer cancel()
 	}
 	q := &query{
-		e:      e,
-		p:      p,
-		limits: l,
-		stats:  &storage.Stats{},
+		e:       e,
+		p:       p,
+		limits:  l,
+		stats:   &storage.Stats{},
+		minTime: minTime,
+	}
+	if err := q.checkBytesRead(ctx, expr); err != nil {
+		return Result{}, err
 	}
 	var res Result
 	switch x := expr.(type) {
@@ -146,4 +168,20 @@ func (e *Engine) Exec(ctx context.Context, p Params) (Result, error) {
 	res.Stats.ExecTime = time.Since(start)
 	q.fillStats(&res.Stats)
 	return res, nil
+}
+
+func isLogQuery(e syntax.Expr) bool {
+	_, ok := e.(syntax.LogSelectorExpr)
+	return ok
+}
+
+// emptyResult is the answer to a query that may read no data.
+func emptyResult(e syntax.Expr, p Params) Result {
+	switch {
+	case isLogQuery(e):
+		return Result{Type: TypeStreams, Streams: []Stream{}}
+	case p.Instant:
+		return Result{Type: TypeVector, Vector: []Sample{}}
+	}
+	return Result{Type: TypeMatrix, Matrix: []Series{}}
 }

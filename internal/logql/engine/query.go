@@ -22,6 +22,10 @@ type query struct {
 	limits tenant.Limits
 	stats  *storage.Stats
 
+	// minTime is the earliest time max_query_lookback lets the query read
+	// (0: no limit).
+	minTime int64
+
 	postFilter atomic.Int64 // entries (samples) kept by the pipelines
 	returned   int64
 	splits     int64 // sub-ranges of a split metric query (0: one pass)
@@ -80,6 +84,10 @@ type stream struct {
 // and hold data in r.
 func (q *query) selectStreams(ctx context.Context, ms []*model.Matcher, r model.TimeRange, dir model.Direction, f *iter.Filter) ([]stream, error) {
 	var out []stream
+	r.Min = max(r.Min, q.minTime)
+	if r.Max <= r.Min {
+		return nil, nil
+	}
 	for _, t := range q.p.Tenants {
 		srcs, err := q.e.store.Streams(ctx, storage.SelectParams{
 			Tenant:    t,
