@@ -10,6 +10,7 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Masterminds/sprig/v3"
 	"github.com/grafana/regexp"
@@ -87,6 +88,7 @@ var templateFuncs = sync.OnceValue(func() template.FuncMap {
 			fm[n] = f
 		}
 	}
+	boundedFuncs(fm)
 	for _, n := range lql.TemplateFuncNames {
 		if _, ok := fm[n]; !ok {
 			panic("BUG: template function " + n + " has no implementation")
@@ -258,7 +260,7 @@ type templateExec struct {
 	t    *template.Template
 	line []byte
 	ts   int64
-	buf  bytes.Buffer
+	buf  boundedBuffer
 }
 
 func newTemplateExec(c *compiledTemplate) *templateExec {
@@ -345,7 +347,12 @@ func (p *labelFormatProc) process(ts int64, line []byte, l *Labels) ([]byte, boo
 			l.setErr(ErrTemplateFormat, err.Error())
 			continue
 		}
-		l.set(catParsed, f.Name, l.copyString(e.buf.Bytes()))
+		v := e.buf.Bytes()
+		if !utf8.Valid(v) {
+			// Label values are UTF-8 (b64dec, substr may cut runes).
+			v = bytes.ToValidUTF8(v, []byte("\uFFFD"))
+		}
+		l.set(catParsed, f.Name, l.copyString(v))
 	}
 	return line, true
 }

@@ -219,10 +219,14 @@ func (l *Labels) del(name string) {
 	}
 }
 
-// setErr sets __error__ and, when details is not empty, __error_details__.
+// setErr sets __error__ and, when details is not empty, __error_details__
+// (made valid UTF-8: details may quote the line).
 func (l *Labels) setErr(err, details string) {
 	l.err = err
 	if details != "" {
+		if !utf8.ValidString(details) {
+			details = strings.ToValidUTF8(details, "\uFFFD")
+		}
 		l.errDetails = details
 	}
 	l.dirty = true
