@@ -108,6 +108,7 @@ func New(cfg *Config, opts Options) (*Agent, error) {
 			if q, ok := c.queue.(*diskQueue); ok {
 				q.positions = pos
 			}
+			c.durable = pos.WaitDurable
 			a.clients = append(a.clients, c)
 		}
 	}

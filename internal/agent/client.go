@@ -105,6 +105,9 @@ type Client struct {
 	in      chan sendEntry
 	queue   batchQueue
 	now     func() time.Time
+	// durable, when set, waits until the positions acknowledged so far
+	// are written; the sender calls it after each acknowledged batch.
+	durable func(ctx context.Context)
 
 	drainTimeout time.Duration
 }
@@ -387,6 +390,12 @@ func (c *Client) sendLoop(ctx context.Context) {
 		}
 		if err := c.queue.Pop(); err != nil {
 			c.logger.Error("disk buffer", "err", err)
+		}
+		if c.durable != nil && len(wb.acks) > 0 {
+			// the next batch goes once this one's positions are on disk:
+			// a crash re-sends only batches not yet acknowledged, and the
+			// one whose positions were being written
+			c.durable(ctx)
 		}
 	}
 }

@@ -109,6 +109,16 @@ func checkDelivery(t testing.TB, entries []receivedEntry, n int) int {
 		}
 	}
 	if len(missing) > 0 {
+		var ranges []string
+		for i := 0; i < len(missing); {
+			j := i
+			for j+1 < len(missing) && missing[j+1] == missing[j]+1 {
+				j++
+			}
+			ranges = append(ranges, fmt.Sprintf("%d-%d", missing[i], missing[j]))
+			i = j + 1
+		}
+		t.Logf("missing: %v", ranges)
 		t.Fatalf("%d of %d lines lost, first: %v", len(missing), n, missing[:min(10, len(missing))])
 	}
 	return dups
@@ -178,11 +188,18 @@ func TestSeedRustConfigShipsTracingJSON(t *testing.T) {
 	}
 }
 
+// TestRotationUnderContinuousWrites rotates a file every 500 lines while
+// it is written. "rename-gap" leaves the path missing for longer than a
+// target's retirement grace, with the writer still appending to the
+// renamed file, and the server answers slowly so that acknowledgements lag
+// behind: the target is retired and started again, and the new tailer must
+// continue where the old one stopped rather than from the acknowledged
+// position.
 func TestRotationUnderContinuousWrites(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test")
 	}
-	for _, style := range []string{"rename", "copytruncate"} {
+	for _, style := range []string{"rename", "copytruncate", "rename-gap"} {
 		t.Run(style, func(t *testing.T) {
 			recv := newTestReceiver(t)
 			dir := t.TempDir()
@@ -192,30 +209,53 @@ func TestRotationUnderContinuousWrites(t *testing.T) {
 			appendLines(t, path, 0, 1)
 			_, stop := runAgent(t, fileAgentYAML, map[string]string{"DIR": dir, "URL": recv.url()})
 			const total, perRotation = 6000, 500
+			rotations := 0
 			n := 1
 			for n < total {
 				next := min(n+50, total)
 				appendLines(t, path, n, next)
-				n = next
-				if n%perRotation == 0 {
-					rotated := filepath.Join(logDir, fmt.Sprintf("app.log.%d", n))
-					switch style {
-					case "rename":
+				if next/perRotation != n/perRotation {
+					rotations++
+					rotated := filepath.Join(logDir, fmt.Sprintf("app.log.%d", next))
+					switch {
+					case style == "rename" || style == "rename-gap" && rotations%4 != 1:
 						require.NoError(t, os.Rename(path, rotated))
-						appendLines(t, path, n, n) // create
-					case "copytruncate":
+						appendLines(t, path, next, next) // create
+					case style == "rename-gap":
+						// the batch in flight is acknowledged only after the
+						// target was retired and started again
+						recv.delay.Store(int64(2 * retireGrace))
+						require.NoError(t, os.Rename(path, rotated))
+						time.Sleep(retireGrace + 300*time.Millisecond)
+						appendLines(t, rotated, next, next+20) // the writer's old descriptor
+						next += 20
+						appendLines(t, path, next, next)
+						recv.delay.Store(0)
+					case style == "copytruncate":
+						// a generation truncated away while the reader is
+						// still in an older one cannot be found (its copy
+						// looks like any other file): keep the reader at
+						// most one generation behind
+						waitFor(t, "previous generation", 60*time.Second, func() bool {
+							return len(lineCounts(recv.received())) >= next-perRotation
+						})
 						data, err := os.ReadFile(path)
 						require.NoError(t, err)
 						require.NoError(t, os.WriteFile(rotated, data, 0o644))
 						require.NoError(t, os.Truncate(path, 0))
 					}
 				}
+				n = next
 				time.Sleep(2 * time.Millisecond)
 			}
-			waitFor(t, "all lines", 60*time.Second, func() bool { return len(lineCounts(recv.received())) >= total })
+			deadline := time.Now().Add(60 * time.Second)
+			for len(lineCounts(recv.received())) < total && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
 			stop()
 			dups := checkDelivery(t, recv.received(), total)
-			t.Logf("%s: %d lines, %d duplicates", style, total, dups)
+			t.Logf("%s: %d lines, %d rotations, %d duplicates", style, total, rotations, dups)
+			require.Equal(t, total/perRotation, rotations)
 			require.Zero(t, dups)
 		})
 	}

@@ -75,12 +75,26 @@ type fileJob struct {
 	watcher   *fsnotify.Watcher // nil when fsnotify is unavailable: polling only
 	resync    chan struct{}
 
-	mu      sync.Mutex
-	targets map[string]*fileTarget // guarded by mu; by path
-	infos   []TargetInfo           // guarded by mu; last sync's view
-	watched map[string]bool        // guarded by mu
-	wg      sync.WaitGroup
+	mu       sync.Mutex
+	targets  map[string]*fileTarget // guarded by mu; by path
+	retiring map[string]*fileTarget // guarded by mu; undiscovered, reading to the end
+	sources  map[string]*ackSource  // guarded by mu; by path, kept across target restarts
+	infos    []TargetInfo           // guarded by mu; last sync's view
+	watched  map[string]bool        // guarded by mu
+	wg       sync.WaitGroup
 }
+
+// retireGrace is how long a path must stay undiscovered before its tailer
+// is retired. A rename-and-create rotation leaves the path missing for a
+// moment; the tailer itself follows the new file, and a target stopped
+// and started again in that gap would only cost work.
+const retireGrace = time.Second
+
+// sourceRetention is how long the read position of a path whose target
+// was retired is kept in memory. A file that comes back at the path within
+// it continues after that position: the rest of the old file (found next
+// to it by identity) is read first, then the new one from its start.
+const sourceRetention = 5 * time.Minute
 
 // fileTarget is one tailed path.
 type fileTarget struct {
@@ -91,6 +105,8 @@ type fileTarget struct {
 	src        *ackSource
 	cancel     context.CancelFunc
 	done       chan struct{}
+	missing    time.Time // guarded by fileJob.mu; first sync that did not discover it
+	exited     bool      // guarded by fileJob.mu; the reading goroutine returned
 }
 
 // jobEnv is what every source of an agent shares.
@@ -107,6 +123,7 @@ type jobEnv struct {
 
 func newFileJob(cfg ScrapeConfig, env *jobEnv, in chan<- Entry, syncEvery time.Duration) (*fileJob, error) {
 	j := &fileJob{cfg: cfg, env: env, in: in, syncEvery: syncEvery, targets: map[string]*fileTarget{},
+		retiring: map[string]*fileTarget{}, sources: map[string]*ackSource{},
 		watched: map[string]bool{}, resync: make(chan struct{}, 1)}
 	if cfg.Encoding != "" {
 		d, err := lookupEncoding(cfg.Encoding)
@@ -311,20 +328,45 @@ func (j *fileJob) sync(ctx context.Context) {
 		}
 	}
 
+	now := time.Now()
 	j.mu.Lock()
-	var stop []*fileTarget
 	for p, ft := range j.targets {
-		if _, ok := want[p]; !ok {
-			stop = append(stop, ft)
-			delete(j.targets, p)
+		if _, ok := want[p]; ok {
+			ft.missing = time.Time{}
+			continue
+		}
+		if ft.missing.IsZero() {
+			ft.missing = now
+		}
+		if now.Sub(ft.missing) < retireGrace {
+			continue
+		}
+		// The tailer reads what its descriptor still holds and stops; a
+		// file that comes back at the path later is picked up by a new
+		// target that continues from where this one stopped.
+		delete(j.targets, p)
+		j.retiring[p] = ft
+		if ft.exited {
+			j.retiredLocked(ft)
+		} else {
+			ft.t.finish()
 		}
 	}
 	for p, w := range want {
 		if _, ok := j.targets[p]; ok {
 			continue
 		}
+		if _, ok := j.retiring[p]; ok {
+			continue // started by the sync after the old tailer stopped
+		}
 		j.start(ctx, w)
 		j.targets[p] = w
+	}
+	for p, src := range j.sources {
+		if j.targets[p] == nil && j.retiring[p] == nil && now.Sub(src.retired) >= sourceRetention && src.idle() {
+			delete(j.sources, p)
+			j.env.acks.remove(src)
+		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(j.targets)) {
 		ft := j.targets[p]
@@ -334,12 +376,26 @@ func (j *fileJob) sync(ctx context.Context) {
 	}
 	j.infos = infos
 	j.mu.Unlock()
+}
 
-	for _, ft := range stop {
-		j.stopTarget(ft)
-		if _, err := os.Stat(ft.path); errors.Is(err, os.ErrNotExist) {
-			j.env.positions.Remove(ft.path)
-		}
+// retiredLocked cleans up after a retired target's goroutine returned:
+// its metrics go, and when its file is gone its position is forgotten
+// once every line read from it is acknowledged. Called with j.mu held.
+func (j *fileJob) retiredLocked(ft *fileTarget) {
+	if j.retiring[ft.path] != ft {
+		return
+	}
+	delete(j.retiring, ft.path)
+	ft.src.retired = time.Now()
+	if _, err := os.Stat(ft.path); errors.Is(err, os.ErrNotExist) {
+		ft.src.setForget(true)
+	}
+	j.env.metrics.readBytes.DeleteLabelValues(ft.path)
+	j.env.metrics.fileBytes.DeleteLabelValues(ft.path)
+	j.env.metrics.readLines.DeleteLabelValues(ft.path)
+	select {
+	case j.resync <- struct{}{}: // a file back at the path starts now
+	default:
 	}
 }
 
@@ -355,8 +411,21 @@ func labelMap(ls model.LabelSet) map[string]string {
 // Called with j.mu held.
 func (j *fileJob) start(ctx context.Context, ft *fileTarget) {
 	env := j.env
-	start, known := env.startPos(ft.path)
-	ft.src = env.acks.newSource(ft.path, env.positions)
+	var start Position
+	var known bool
+	ft.src = j.sources[ft.path]
+	if ft.src != nil {
+		// an earlier tailer of this path: continue after the last line it
+		// handed out (acknowledged or still in flight)
+		ft.src.setForget(false)
+		start, known = ft.src.resume()
+	} else {
+		ft.src = env.acks.newSource(ft.path, env.positions)
+		j.sources[ft.path] = ft.src
+	}
+	if !known {
+		start, known = env.startPos(ft.path)
+	}
 	emit := func(ctx context.Context, line, key string, pos Position) error {
 		if env.limiter != nil {
 			if !env.limiter.wait(ctx, env.limits.ReadlineRateDrop) {
@@ -364,6 +433,7 @@ func (j *fileJob) start(ctx context.Context, ft *fileTarget) {
 					return ctx.Err()
 				}
 				env.metrics.droppedEntries.WithLabelValues("", "", reasonReadRate).Inc()
+				ft.src.ticket(pos) // covered by the next acknowledged line
 				return nil
 			}
 		}
@@ -403,21 +473,19 @@ func (j *fileJob) start(ctx context.Context, ft *fileTarget) {
 			env.logger.Error("tailing stopped", "path", ft.path, "err", err)
 			env.metrics.targetsFailed.WithLabelValues("tail_error").Inc()
 		}
+		j.mu.Lock()
+		ft.exited = true
+		j.retiredLocked(ft)
+		j.mu.Unlock()
 	}()
-}
-
-func (j *fileJob) stopTarget(ft *fileTarget) {
-	ft.cancel()
-	<-ft.done
-	j.env.metrics.readBytes.DeleteLabelValues(ft.path)
-	j.env.metrics.fileBytes.DeleteLabelValues(ft.path)
-	j.env.metrics.readLines.DeleteLabelValues(ft.path)
 }
 
 func (j *fileJob) stopAll() {
 	j.mu.Lock()
 	ts := slices.Collect(maps.Values(j.targets))
+	ts = append(ts, slices.Collect(maps.Values(j.retiring))...)
 	j.targets = map[string]*fileTarget{}
+	j.retiring = map[string]*fileTarget{}
 	j.mu.Unlock()
 	for _, ft := range ts {
 		ft.cancel()

@@ -46,23 +46,45 @@ func (a *ackRef) release() {
 	}
 }
 
-// ackSource is one positioned stream of entries (one tailed path). Entries
-// of one source reach the clients in read order, so acknowledging ticket n
-// acknowledges every earlier ticket of the source, including those a stage
-// dropped.
+// ackSource is one positioned stream of entries: one tailed path, across
+// every tailer that follows it during the agent's life (a target stopped
+// and started again keeps its source, so tickets stay in read order).
+//
+// Every line read gets a ticket, in read order. A ticket's entry may leave
+// the pipeline, be dropped by a stage, or be merged into a later entry
+// (multiline). When an entry leaves the pipeline (resolve), every earlier
+// ticket that has not left it was dropped or merged and needs no
+// acknowledgement of its own. The committed position is that of the
+// longest prefix of tickets that are acknowledged or need none, so batches
+// acknowledged out of order (per-tenant batches, several clients) never
+// commit past a line still in flight.
 type ackSource struct {
 	id        uint64
 	key       string
 	positions *Positions
+	retired   time.Time // guarded by the file job's mutex; when its last tailer stopped
 
-	mu      sync.Mutex
-	seq     uint64
-	pending []pendingPos // guarded by mu; FIFO by seq
+	mu        sync.Mutex
+	seq       uint64       // guarded by mu; last ticket issued
+	pending   []pendingPos // guarded by mu; FIFO, contiguous seqs
+	resolved  uint64       // guarded by mu; highest seq that left the pipeline
+	read      Position     // guarded by mu; position after the last ticket
+	hasRead   bool         // guarded by mu
+	committed Position     // guarded by mu; last position put
+	forget    bool         // guarded by mu; remove the position once idle
 }
 
+// ticket states
+const (
+	ticketRead  = iota // read, not yet out of the pipeline
+	ticketOut          // out of the pipeline, waiting for acknowledgement
+	ticketAcked        // acknowledged, dropped or merged
+)
+
 type pendingPos struct {
-	seq uint64
-	pos Position
+	seq   uint64
+	pos   Position
+	state uint8
 }
 
 // ackRegistry hands out tickets and resolves them when entries leave the
@@ -90,52 +112,112 @@ func (r *ackRegistry) remove(s *ackSource) {
 	r.mu.Unlock()
 }
 
-// ticket records pos as the position after the entry and returns the
-// ticket to store under ackKey.
+// ticket records pos as the position after a line and returns the ticket
+// to store under ackKey. A line dropped before it enters the pipeline
+// takes a ticket too (and discards it), so that it is covered by the next
+// acknowledged line and a restarted tailer resumes after it.
 func (s *ackSource) ticket(pos Position) string {
 	s.mu.Lock()
 	s.seq++
 	seq := s.seq
 	s.pending = append(s.pending, pendingPos{seq: seq, pos: pos})
+	s.read, s.hasRead = pos, true
 	s.mu.Unlock()
 	return strconv.FormatUint(s.id, 10) + "/" + strconv.FormatUint(seq, 10)
 }
 
-// lookup returns the position recorded for seq.
-func (s *ackSource) lookup(seq uint64) (Position, bool) {
+// resume returns the position after the last line handed out, which is
+// where a new tailer of the same path continues: lines before it are in
+// flight or done.
+func (s *ackSource) resume() (Position, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range s.pending {
-		if p.seq == seq {
-			return p.pos, true
-		}
-		if p.seq > seq {
-			break
-		}
-	}
-	return Position{}, false
+	return s.read, s.hasRead
 }
 
-// ack commits the position of seq and forgets every earlier ticket.
+// idle reports whether every ticket is committed.
+func (s *ackSource) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) == 0
+}
+
+// setForget asks the source to remove its key from the positions once
+// every ticket is committed (the file is gone), or cancels that request.
+func (s *ackSource) setForget(forget bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.forget = forget
+	if forget && len(s.pending) == 0 && s.positions != nil {
+		s.positions.Remove(s.key)
+	}
+}
+
+// index returns the index of seq in pending, or -1. Called with s.mu held.
+func (s *ackSource) index(seq uint64) int {
+	if len(s.pending) == 0 || seq < s.pending[0].seq {
+		return -1
+	}
+	i := int(seq - s.pending[0].seq)
+	if i >= len(s.pending) {
+		return -1
+	}
+	return i
+}
+
+// out marks seq as out of the pipeline and every earlier ticket still
+// inside it as needing no acknowledgement. It returns seq's position.
+func (s *ackSource) out(seq uint64) (Position, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := s.index(seq)
+	if i < 0 || s.pending[i].state != ticketRead {
+		return Position{}, false
+	}
+	s.pending[i].state = ticketOut
+	first := 0
+	if s.resolved >= s.pending[0].seq {
+		first = s.index(s.resolved) + 1
+	}
+	for j := first; j < i; j++ {
+		if s.pending[j].state == ticketRead {
+			s.pending[j].state = ticketAcked
+		}
+	}
+	s.resolved = max(s.resolved, seq)
+	return s.pending[i].pos, true
+}
+
+// ack marks seq acknowledged and commits the position of the longest
+// acknowledged prefix.
 func (s *ackSource) ack(seq uint64) {
 	s.mu.Lock()
-	var last *Position
-	i := 0
-	for ; i < len(s.pending) && s.pending[i].seq <= seq; i++ {
-		last = &s.pending[i].pos
+	defer s.mu.Unlock()
+	if i := s.index(seq); i >= 0 {
+		s.pending[i].state = ticketAcked
 	}
-	var pos Position
-	if last != nil {
-		pos = *last
+	n := 0
+	for n < len(s.pending) && s.pending[n].state == ticketAcked {
+		n++
 	}
-	s.pending = append(s.pending[:0], s.pending[i:]...)
-	s.mu.Unlock()
-	if last != nil && s.positions != nil {
-		s.positions.Put(s.key, pos)
+	if n == 0 {
+		return
+	}
+	pos := s.pending[n-1].pos
+	s.pending = append(s.pending[:0], s.pending[n:]...)
+	s.committed = pos
+	if s.positions == nil {
+		return
+	}
+	// under s.mu, so that concurrent acknowledgements put in order
+	s.positions.Put(s.key, pos)
+	if s.forget && len(s.pending) == 0 {
+		s.positions.Remove(s.key)
 	}
 }
 
 // resolve turns the ticket an entry carries into an ackRef for n clients.
+// It is called in pipeline output order.
 func (r *ackRegistry) resolve(e *Entry, n int) *ackRef {
 	v, ok := e.Extracted[ackKey]
 	if !ok {
@@ -160,7 +242,7 @@ func (r *ackRegistry) resolve(e *Entry, n int) *ackRef {
 	if src == nil {
 		return nil
 	}
-	pos, ok := src.lookup(seq)
+	pos, ok := src.out(seq)
 	if !ok {
 		return nil
 	}

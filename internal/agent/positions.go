@@ -57,23 +57,29 @@ type Positions struct {
 	logger *slog.Logger
 
 	changed chan struct{} // signalled by Put: acknowledged progress to write
+	urgent  chan struct{} // signalled by WaitDurable: write now
 
-	mu    sync.Mutex
-	m     map[string]Position
-	other map[string]string // non-file keys (journal cursors, ...) kept verbatim
-	dirty bool
+	mu       sync.Mutex
+	m        map[string]Position
+	other    map[string]string // non-file keys (journal cursors, ...) kept verbatim
+	dirty    bool
+	gen      uint64        // guarded by mu; bumped by every change
+	written  uint64        // guarded by mu; gen covered by the last write attempt
+	writeEnd chan struct{} // guarded by mu; closed (and replaced) after each write attempt
 }
 
 // OpenPositions reads the positions file named in cfg (a missing file is an
 // empty set). A corrupt file is an error unless cfg.IgnoreInvalidYaml.
 func OpenPositions(cfg PositionsConfig, logger *slog.Logger) (*Positions, error) {
 	p := &Positions{
-		path:    cfg.Filename,
-		period:  cfg.SyncPeriod.D(),
-		logger:  logger,
-		m:       map[string]Position{},
-		other:   map[string]string{},
-		changed: make(chan struct{}, 1),
+		path:     cfg.Filename,
+		period:   cfg.SyncPeriod.D(),
+		logger:   logger,
+		m:        map[string]Position{},
+		other:    map[string]string{},
+		changed:  make(chan struct{}, 1),
+		urgent:   make(chan struct{}, 1),
+		writeEnd: make(chan struct{}),
 	}
 	if p.period <= 0 {
 		p.period = defaultPositionsSync
@@ -118,6 +124,7 @@ func (p *Positions) Put(path string, pos Position) {
 	p.mu.Lock()
 	p.m[path] = pos
 	p.dirty = true
+	p.gen++
 	p.mu.Unlock()
 	select {
 	case p.changed <- struct{}{}:
@@ -131,6 +138,7 @@ func (p *Positions) Remove(path string) {
 	if _, ok := p.m[path]; ok {
 		delete(p.m, path)
 		p.dirty = true
+		p.gen++
 	}
 	p.mu.Unlock()
 }
@@ -142,23 +150,33 @@ func (p *Positions) Snapshot() map[string]Position {
 	return maps.Clone(p.m)
 }
 
-// minSyncInterval bounds how often acknowledged progress is written.
-const minSyncInterval = 100 * time.Millisecond
+// maxSyncGap bounds the pause between two writes of acknowledged
+// progress; syncDutyFactor sets the pause to that many times the last
+// write's duration, so that writing the positions takes at most about
+// 1/(1+syncDutyFactor) of the time under continuous acknowledgements.
+const (
+	maxSyncGap     = 100 * time.Millisecond
+	syncDutyFactor = 4
+)
 
 // Run writes the positions until ctx is done, then writes them a last
-// time. Acknowledged progress is written promptly (at most every
-// min(sync_period, 100ms)) so that a crash re-sends little; sync_period
-// remains the upper bound between writes.
+// time. Acknowledged progress is written promptly: after an
+// acknowledgement the next write starts once a pause of syncDutyFactor
+// times the last write's duration (at most min(sync_period, 100ms)) has
+// passed, so that a crash re-sends only the batches acknowledged during
+// about one write. sync_period remains the upper bound between writes.
 func (p *Positions) Run(ctx context.Context) error {
 	t := time.NewTicker(p.period)
 	defer t.Stop()
-	gap := min(p.period, minSyncInterval)
 	var last time.Time
+	var gap time.Duration
 	write := func() {
-		last = time.Now()
+		start := time.Now()
 		if err := p.Sync(); err != nil {
 			p.logger.Error("write positions", "path", p.path, "err", err)
 		}
+		last = time.Now()
+		gap = min(p.period, maxSyncGap, syncDutyFactor*last.Sub(start))
 	}
 	for {
 		select {
@@ -166,10 +184,13 @@ func (p *Positions) Run(ctx context.Context) error {
 			return p.Sync()
 		case <-t.C:
 			write()
+		case <-p.urgent:
+			write()
 		case <-p.changed:
 			if wait := gap - time.Since(last); wait > 0 {
 				select {
 				case <-time.After(wait):
+				case <-p.urgent:
 				case <-ctx.Done():
 					return p.Sync()
 				}
@@ -179,10 +200,45 @@ func (p *Positions) Run(ctx context.Context) error {
 	}
 }
 
+// WaitDurable blocks until every change made before the call was written
+// (or its write failed and was logged), asking Run to write at once. It
+// returns early when ctx is done. Run must be running.
+//
+// A client calls it after each acknowledged batch and before it sends the
+// next, so that a crash re-sends at most the batches not yet acknowledged
+// plus the one whose positions were being written.
+func (p *Positions) WaitDurable(ctx context.Context) {
+	p.mu.Lock()
+	g := p.gen
+	for p.written < g {
+		ch := p.writeEnd
+		p.mu.Unlock()
+		select {
+		case p.urgent <- struct{}{}:
+		default:
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+		p.mu.Lock()
+	}
+	p.mu.Unlock()
+}
+
 // Sync writes the positions file if it changed: temp file, fsync, rename,
 // fsync of the directory.
 func (p *Positions) Sync() error {
 	p.mu.Lock()
+	g := p.gen
+	defer func() {
+		p.mu.Lock()
+		p.written = max(p.written, g)
+		close(p.writeEnd)
+		p.writeEnd = make(chan struct{})
+		p.mu.Unlock()
+	}()
 	if !p.dirty {
 		p.mu.Unlock()
 		return nil

@@ -34,6 +34,7 @@ type testReceiver struct {
 	addr string
 
 	down     atomic.Bool
+	delay    atomic.Int64 // nanoseconds to wait before answering
 	requests atomic.Int64
 	mu       sync.Mutex
 	entries  []receivedEntry
@@ -59,6 +60,9 @@ func (r *testReceiver) handle(w http.ResponseWriter, req *http.Request) {
 	if err != nil {
 		http.Error(w, err.Error(), 400)
 		return
+	}
+	if d := r.delay.Load(); d > 0 {
+		time.Sleep(time.Duration(d))
 	}
 	if r.down.Load() {
 		http.Error(w, "down", http.StatusServiceUnavailable)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,18 +41,34 @@ type tailOptions struct {
 	Metrics          *Metrics
 }
 
+// maxQueuedFiles bounds the files a tailer holds open ahead of the one it
+// reads (files that were at its path while it was behind).
+const maxQueuedFiles = 16
+
 // tailer follows one path: it reads complete lines from the file currently
 // at that path, survives rename-and-create and copytruncate rotation,
 // truncation and deletion, and reports each line with the position after
 // it. It never commits positions itself: the caller does that once the line
 // is acknowledged downstream.
+//
+// A watcher goroutine opens every new file that appears at the path as
+// soon as it sees it, so that a reader held back by back-pressure for
+// several rotations still reads each rotated file, in order, from its
+// descriptor.
 type tailer struct {
 	path  string
 	opts  tailOptions
 	emit  lineFunc
 	wake  chan struct{} // fsnotify events for path; buffered 1
-	start Position      // acknowledged position to resume from
-	known bool          // start is valid
+	watch chan struct{} // the same events for the watcher; buffered 1
+	fin   chan struct{} // closed by finish
+	once  sync.Once
+
+	qmu      sync.Mutex
+	queue    []*os.File  // guarded by qmu; files seen at path after f, oldest first
+	lastSeen os.FileInfo // guarded by qmu; the newest file known to have been at path
+	start    Position    // acknowledged position to resume from
+	known    bool        // start is valid
 
 	// reading state, owned by run's goroutine
 	f       *os.File
@@ -64,6 +81,7 @@ type tailer struct {
 	// including bytes skipped beyond MaxLine and the newline.
 	lineBytes int64
 	buf       []byte
+	fpBuf     []byte
 	gone      bool // the path no longer names our file
 
 	published atomic.Int64 // offset as seen by other goroutines
@@ -79,13 +97,22 @@ func newTailer(path string, start Position, known bool, opts tailOptions, emit l
 	if opts.MaxLine <= 0 {
 		opts.MaxLine = hardLineLimit
 	}
-	return &tailer{path: path, opts: opts, emit: emit, wake: make(chan struct{}, 1), start: start, known: known, buf: make([]byte, 64<<10)}
+	return &tailer{path: path, opts: opts, emit: emit, wake: make(chan struct{}, 1), watch: make(chan struct{}, 1), fin: make(chan struct{}),
+		start: start, known: known, buf: make([]byte, 64<<10)}
 }
+
+// finish asks run to read the open descriptor to its end and return. It
+// never blocks.
+func (t *tailer) finish() { t.once.Do(func() { close(t.fin) }) }
 
 // notify wakes the tailer; it never blocks.
 func (t *tailer) notify() {
 	select {
 	case t.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case t.watch <- struct{}{}:
 	default:
 	}
 }
@@ -98,9 +125,14 @@ func (t *tailer) Offset() int64 { return t.published.Load() }
 // file at the path.
 func (t *tailer) run(ctx context.Context) error {
 	defer t.closeFile()
+	defer t.closeQueue()
 	if err := t.openInitial(ctx); err != nil {
 		return err
 	}
+	wctx, stopWatch := context.WithCancel(ctx)
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); t.watchPath(wctx) }()
+	defer func() { stopWatch(); <-watchDone }()
 	poll := t.opts.PollMin
 	timer := time.NewTimer(poll)
 	defer timer.Stop()
@@ -126,8 +158,44 @@ func (t *tailer) run(ctx context.Context) error {
 				<-timer.C
 			}
 		case <-timer.C:
+		case <-t.fin:
+			return t.readToEnd(ctx)
 		}
 	}
+}
+
+// readToEnd emits what the open descriptor and the queued files still
+// hold. A held partial line is flushed only when the file left its path: a
+// file still there may complete it, and the next tailer of the path
+// re-reads it.
+func (t *tailer) readToEnd(ctx context.Context) error {
+	for {
+		if _, err := t.readAvailable(ctx); err != nil {
+			return err
+		}
+		next := t.popQueued()
+		if next == nil {
+			break
+		}
+		if err := t.flushPending(ctx); err != nil {
+			_ = next.Close()
+			return err
+		}
+		if err := t.useFile(next, 0); err != nil {
+			return err
+		}
+	}
+	if t.f == nil {
+		return nil
+	}
+	fst, err := t.f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", t.path, err)
+	}
+	if st, err := os.Stat(t.path); err == nil && os.SameFile(st, fst) {
+		return nil
+	}
+	return t.flushPending(ctx)
 }
 
 func (t *tailer) closeFile() {
@@ -137,15 +205,125 @@ func (t *tailer) closeFile() {
 	}
 }
 
+func (t *tailer) closeQueue() {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	for _, f := range t.queue {
+		_ = f.Close()
+	}
+	t.queue = nil
+}
+
+// watchPath opens each new file that appears at the path (on fsnotify
+// wake-ups and every PollMin) and queues it for the reader.
+func (t *tailer) watchPath(ctx context.Context) {
+	timer := time.NewTimer(t.opts.PollMin)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.watch:
+			if !timer.Stop() {
+				<-timer.C
+			}
+		case <-timer.C:
+		}
+		t.lookForNewFile()
+		timer.Reset(t.opts.PollMin)
+	}
+}
+
+// lookForNewFile queues the file at the path when it is not the newest
+// file already known.
+func (t *tailer) lookForNewFile() {
+	st, err := os.Stat(t.path)
+	if err != nil || !st.Mode().IsRegular() {
+		return
+	}
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	if t.lastSeen == nil || os.SameFile(st, t.lastSeen) || len(t.queue) >= maxQueuedFiles {
+		return
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return
+	}
+	fi, err := f.Stat()
+	if err != nil || os.SameFile(fi, t.lastSeen) {
+		_ = f.Close()
+		return
+	}
+	t.queue = append(t.queue, f)
+	t.lastSeen = fi
+}
+
+// popQueued returns the oldest queued file, or nil.
+func (t *tailer) popQueued() *os.File {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	if len(t.queue) == 0 {
+		return nil
+	}
+	f := t.queue[0]
+	t.queue = t.queue[1:]
+	return f
+}
+
+// openPath opens the file at the path for the reader and records it as
+// the newest file seen there. With files queued it returns the oldest
+// of them instead. It returns nil when there is no file, or the file at
+// the path is cur.
+func (t *tailer) openPath(cur os.FileInfo) (*os.File, error) {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	if len(t.queue) > 0 {
+		f := t.queue[0]
+		t.queue = t.queue[1:]
+		return f, nil
+	}
+	f, err := os.Open(t.path)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	if cur != nil && os.SameFile(fi, cur) {
+		_ = f.Close()
+		return nil, nil
+	}
+	t.lastSeen = fi
+	return f, nil
+}
+
+// newerFile reports whether a file newer than cur is queued or at the
+// path, and whether the path exists.
+func (t *tailer) newerFile(cur os.FileInfo) (newer, exists bool) {
+	t.qmu.Lock()
+	queued := len(t.queue) > 0
+	t.qmu.Unlock()
+	st, err := os.Stat(t.path)
+	exists = err == nil
+	return queued || exists && !os.SameFile(st, cur), exists
+}
+
 // openInitial opens the file at path and decides where to resume. When the
 // saved identity names another file (rotated while the agent was down), that
 // file is looked up in the same directory and its unacknowledged tail is
 // read first.
 func (t *tailer) openInitial(ctx context.Context) error {
-	f, err := os.Open(t.path)
+	f, err := t.openPath(nil)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			t.gone = true
+			if t.known && !t.start.ID.IsZero() {
+				// rotated while the agent was down, no new file yet
+				return t.drainRotated(ctx)
+			}
 			return nil
 		}
 		return fmt.Errorf("open %s: %w", t.path, err)
@@ -246,8 +424,8 @@ func (t *tailer) drainRotated(ctx context.Context) error {
 // descriptor was read to its end.
 func (t *tailer) checkFile(ctx context.Context) error {
 	if t.f == nil {
-		f, err := os.Open(t.path)
-		if err != nil {
+		f, err := t.openPath(nil)
+		if err != nil || f == nil {
 			return nil // still absent
 		}
 		t.opts.Logger.Debug("file appeared", "path", t.path)
@@ -257,15 +435,9 @@ func (t *tailer) checkFile(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", t.path, err)
 	}
-	truncated := fst.Size() < t.offset+t.lineBytes
-	if !truncated && t.id.FPLen > 0 {
-		// a file truncated and refilled past our offset between two checks
-		// no longer starts with the bytes we fingerprinted
-		head := make([]byte, t.id.FPLen)
-		if n, err := t.f.ReadAt(head, 0); err == nil || n == len(head) {
-			truncated = fingerprint(head) != t.id.FP
-		}
-	}
+	// a file truncated and refilled past our offset between two checks
+	// no longer starts with the bytes we fingerprinted
+	truncated := fst.Size() < t.offset+t.lineBytes || t.replaced()
 	if truncated {
 		// copytruncate: the writer starts over at 0. The lines we had not
 		// read yet are in the copy the rotator made; read them there.
@@ -280,10 +452,9 @@ func (t *tailer) checkFile(ctx context.Context) error {
 		t.f = nil
 		return t.useFile(f, 0)
 	}
-	st, err := os.Stat(t.path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if !t.gone {
+	newer, exists := t.newerFile(fst)
+	if !newer {
+		if !exists && !t.gone {
 			t.gone = true
 			// one more read for bytes written just before the rename
 			if _, err := t.readAvailable(ctx); err != nil {
@@ -294,22 +465,17 @@ func (t *tailer) checkFile(ctx context.Context) error {
 			}
 		}
 		return nil
-	case err != nil:
-		return nil
-	}
-	if os.SameFile(st, fst) {
-		return nil
 	}
 	// rename-and-create (or delete-and-create): finish the old descriptor,
-	// then follow the new file from its start.
+	// then follow the next file from its start.
 	if _, err := t.readAvailable(ctx); err != nil {
 		return err
 	}
 	if err := t.flushPending(ctx); err != nil {
 		return err
 	}
-	f, err := os.Open(t.path)
-	if err != nil {
+	f, err := t.openPath(fst)
+	if err != nil || f == nil {
 		return nil
 	}
 	if t.opts.Metrics != nil {
@@ -374,6 +540,15 @@ func (t *tailer) readAvailable(ctx context.Context) (int, error) {
 			return total, nil
 		}
 		n, err := t.f.Read(t.buf)
+		if n > 0 && t.replaced() {
+			// copytruncate refilled the file past our offset: these bytes
+			// may be new content. Put them back; checkFile takes the rest
+			// of the old content from the copy and the new from 0.
+			if _, err := t.f.Seek(-int64(n), io.SeekCurrent); err != nil {
+				return total, fmt.Errorf("seek %s: %w", t.path, err)
+			}
+			return total, nil
+		}
 		if n > 0 {
 			total += n
 			if err := t.consume(ctx, t.buf[:n]); err != nil {
@@ -392,6 +567,23 @@ func (t *tailer) readAvailable(ctx context.Context) (int, error) {
 			return total, fmt.Errorf("read %s: %w", t.path, err)
 		}
 	}
+}
+
+// replaced reports whether the file no longer starts with the bytes we
+// fingerprinted (it was truncated and written again).
+func (t *tailer) replaced() bool {
+	if t.id.FPLen == 0 {
+		return false
+	}
+	if cap(t.fpBuf) < t.id.FPLen {
+		t.fpBuf = make([]byte, fingerprintSize)
+	}
+	head := t.fpBuf[:t.id.FPLen]
+	n, err := t.f.ReadAt(head, 0)
+	if err != nil && n < len(head) {
+		return true // shorter than what we fingerprinted
+	}
+	return fingerprint(head) != t.id.FP
 }
 
 // consume splits data into lines. Bytes of an unterminated line stay in

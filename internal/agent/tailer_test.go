@@ -219,3 +219,80 @@ func BenchmarkTailer(b *testing.B) {
 	cancel()
 	<-done
 }
+
+// TestTailerCopyTruncateRefilled truncates a file and writes past the
+// tailer's offset between two of its polls: the tailer must not read the
+// new content from its old offset (a partial line and duplicates) but
+// take the rest of the old content from the copy and the new content from
+// its start.
+func TestTailerCopyTruncateRefilled(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	var old []string
+	for i := range 200 {
+		old = append(old, fmt.Sprintf("old-%03d", i))
+	}
+	write(t, path, strings.Join(old[:100], "\n")+"\n")
+	c := &collector{}
+	tl := newTailer(path, Position{}, false, tailOptions{PollMin: 400 * time.Millisecond, PollMax: 400 * time.Millisecond, Logger: discardLogger(), Metrics: NewMetrics()}, c.emit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = tl.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitLines(t, c, old[:100]...)
+	// the writer goes on, the rotator copies and truncates, the writer
+	// writes more than the tailer had read; all before the next poll
+	write(t, path, strings.Join(old[100:], "\n")+"\n")
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(path+".1", data, 0o644))
+	require.NoError(t, os.Truncate(path, 0))
+	var fresh []string
+	for i := range 300 {
+		fresh = append(fresh, fmt.Sprintf("new-%03d", i))
+	}
+	write(t, path, strings.Join(fresh, "\n")+"\n")
+	waitLines(t, c, append(old, fresh...)...)
+}
+
+// TestTailerRotationsWhileBlocked rotates a file three times while the
+// tailer is held back by back-pressure: every file that was at the path is
+// read, in order, once.
+func TestTailerRotationsWhileBlocked(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.log")
+	write(t, path, "f0-a\nf0-b\n")
+	gate := make(chan struct{})
+	c := &collector{}
+	emit := func(ctx context.Context, line, key string, pos Position) error {
+		if line == "f0-b" {
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return c.emit(ctx, line, key, pos)
+	}
+	tl := newTailer(path, Position{}, false, tailOptions{PollMin: 10 * time.Millisecond, PollMax: 20 * time.Millisecond, Logger: discardLogger(), Metrics: NewMetrics()}, emit)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = tl.run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitLines(t, c, "f0-a")
+	want := []string{"f0-a", "f0-b"}
+	for r := 1; r <= 3; r++ {
+		require.NoError(t, os.Rename(path, fmt.Sprintf("%s.%d", path, r)))
+		line := fmt.Sprintf("f%d-a", r)
+		write(t, path, line+"\n")
+		want = append(want, line)
+		// the watcher holds the new file open before the next rotation
+		waitFor(t, "queued file", 10*time.Second, func() bool {
+			tl.qmu.Lock()
+			defer tl.qmu.Unlock()
+			return len(tl.queue) == r
+		})
+	}
+	close(gate)
+	waitLines(t, c, want...)
+}
