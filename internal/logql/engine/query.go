@@ -30,8 +30,9 @@ type query struct {
 	returned   int64
 	splits     int64 // sub-ranges of a split metric query (0: one pass)
 
-	mu   sync.Mutex
-	warn []string // guarded by mu
+	mu     sync.Mutex
+	warn   []string       // guarded by mu
+	presel []preselection // guarded by mu: streams the split planner selected
 }
 
 func (q *query) addWarning(msg string) {

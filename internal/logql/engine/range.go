@@ -147,9 +147,12 @@ func (ev *evaluator) evalRange(ctx context.Context, x *lql.RangeAggregationExpr,
 	r.fast = lp.noop && !r.sampling
 	r.bytes = opts.Bytes
 	r.maxSer = maxIntermediateSeries
-	streams, err := q.selectStreams(ctx, lp.matchers, model.TimeRange{Min: r.e0 - r.rng + 1, Max: ev.g.t(ev.g.n-1) - r.off + 1}, model.Forward, lp.filter)
-	if err != nil {
-		return nil, err
+	window := readWindow(x, ev.g)
+	streams, ok := q.takePreselected(x, window)
+	if !ok {
+		if streams, err = q.selectStreams(ctx, lp.matchers, window, model.Forward, lp.filter); err != nil {
+			return nil, err
+		}
 	}
 	if h.strict && q.limits.MaxQuerySeries > 0 {
 		// Each worker counts its own series: beyond limit×workers the

@@ -7,7 +7,6 @@ import (
 
 	lql "github.com/ledgerlog/ledgerlog/internal/logql/syntax"
 	"github.com/ledgerlog/ledgerlog/internal/model"
-	"github.com/ledgerlog/ledgerlog/internal/storage"
 )
 
 // Splitting by time (split_queries_by_interval, LQ-X4).
@@ -92,36 +91,65 @@ func (q *query) planSplit(ctx context.Context, expr lql.SampleExpr, g grid) (spl
 	if maxWindow(expr) > interval {
 		return splitPlan{}, false, nil
 	}
+	// Select the streams of every range aggregation as a single pass
+	// would: kept for it when the query is not split, so the look-up is
+	// not repeated.
 	few := false
-	r := model.TimeRange{Min: g.t(0) - maxWindow(expr).Nanoseconds(), Max: g.t(g.n-1) + 1}
-	for _, sel := range lql.Selectors(expr) {
-		srcs, err := q.countStreams(ctx, sel.Matchers(), r)
-		if err != nil {
-			return splitPlan{}, false, err
+	var sels []preselection
+	var err error
+	lql.Walk(expr, func(x lql.Expr) bool {
+		ra, ok := x.(*lql.RangeAggregationExpr)
+		if !ok || err != nil {
+			return err == nil
 		}
-		if srcs < q.e.par {
-			few = true
-			break
+		var lp *logPlan
+		if lp, err = compileLog(ra.Left.Log); err != nil {
+			return false
 		}
+		r := readWindow(ra, g)
+		var streams []stream
+		if streams, err = q.selectStreams(ctx, lp.matchers, r, model.Forward, lp.filter); err != nil {
+			return false
+		}
+		few = few || len(streams) < q.e.par
+		sels = append(sels, preselection{x: ra, r: r, streams: streams})
+		return false
+	})
+	if err != nil {
+		return splitPlan{}, false, err
 	}
 	if !few {
+		q.presel = sels
 		return splitPlan{}, false, nil
 	}
 	return plan, true, nil
 }
 
-// countStreams counts the streams of every queried tenant that match ms in
-// r (an index lookup: no chunk is read).
-func (q *query) countStreams(ctx context.Context, ms []*model.Matcher, r model.TimeRange) (int, error) {
-	n := 0
-	for _, t := range q.p.Tenants {
-		srcs, err := q.e.store.Streams(ctx, storage.SelectParams{Tenant: t, Matchers: ms, Range: r, Direction: model.Forward})
-		if err != nil {
-			return 0, err
+// preselection is the streams a range aggregation reads over r, selected
+// by the planner.
+type preselection struct {
+	x       *lql.RangeAggregationExpr
+	r       model.TimeRange
+	streams []stream
+}
+
+// readWindow is the time range a range aggregation reads over grid g.
+func readWindow(x *lql.RangeAggregationExpr, g grid) model.TimeRange {
+	rng, off := x.Left.Range.Nanoseconds(), x.Left.Offset.Nanoseconds()
+	return model.TimeRange{Min: g.start - off - rng + 1, Max: g.t(g.n-1) - off + 1}
+}
+
+// takePreselected returns (once) the planner's streams for x over r.
+func (q *query) takePreselected(x *lql.RangeAggregationExpr, r model.TimeRange) ([]stream, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, p := range q.presel {
+		if p.x == x && p.r == r && p.streams != nil {
+			q.presel[i].streams = nil
+			return p.streams, true
 		}
-		n += len(srcs)
 	}
-	return n, nil
+	return nil, false
 }
 
 // evalSplit evaluates expr over every sub-range of plan in parallel and

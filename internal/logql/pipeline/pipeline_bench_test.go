@@ -145,8 +145,19 @@ func BenchmarkJSON(b *testing.B) {
 // sum by (fields_currency) (rate({…} | json | fields_amount > 100 [1m])):
 // the parser extracts two labels and the sample keeps one.
 func BenchmarkJSONRequiredLabels(b *testing.B) {
+	benchExtract(b, `sum by (fields_currency) (rate({environment="prod"} | json | fields_amount > 100 [1m]))`, "fields_currency")
+}
+
+// BenchmarkJSONGroupedByStreamLabel is the metric path of
+// sum by (level) (count_over_time({…} | json [1h])): nothing is extracted,
+// but every line is still checked to be JSON (an error fails the query).
+func BenchmarkJSONGroupedByStreamLabel(b *testing.B) {
+	benchExtract(b, `sum by (level) (count_over_time({environment="prod"} | json [1h]))`, "level")
+}
+
+func benchExtract(b *testing.B, query, by string) {
 	lines := loadBench(b)
-	e, err := lql.ParseExpr(`sum by (fields_currency) (rate({environment="prod"} | json | fields_amount > 100 [1m]))`)
+	e, err := lql.ParseExpr(query)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -161,7 +172,7 @@ func BenchmarkJSONRequiredLabels(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ex, err := NewSampleExtractor(p, nil, ExtractorOptions{Grouping: &lql.Grouping{Labels: []string{"fields_currency"}}})
+	ex, err := NewSampleExtractor(p, nil, ExtractorOptions{Grouping: &lql.Grouping{Labels: []string{by}}})
 	if err != nil {
 		b.Fatal(err)
 	}
