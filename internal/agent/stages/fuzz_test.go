@@ -2,9 +2,13 @@ package stages
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 // criParts splits a CRI line the way the cri stage's expression
@@ -112,6 +116,72 @@ func FuzzMultiline(f *testing.F) {
 		}
 		if got, want := strings.Join(out, "\n"), strings.Join(in, "\n"); got != want {
 			t.Fatalf("regrouped text differs:\nwant %q\ngot  %q", want, got)
+		}
+	})
+}
+
+// jsonFastPathExprs are the expression sets FuzzJSONFastPath compares the
+// fast path with the full decode on: the seed Rust config, the corrected
+// tracing config, and paths that exercise quoted keys, deep paths, a path
+// that is also the prefix of another and a key that is not an identifier.
+var jsonFastPathExprs = []string{
+	`{level: level, timestamp: timestamp, message: message, span: span, transaction_id: fields.transaction_id, account_id: fields.account_id, amount: fields.amount, event: event}`,
+	`{level: level, timestamp: timestamp, message: fields.message, event: fields.event, span: span.name, target: target, amount: fields.amount}`,
+	`{a: a, ab: a.b, abc: a.b.c, q: '"a-b"', qe: '"\u0061"', x: x.y, arr: arr, n: n}`,
+}
+
+// FuzzJSONFastPath checks that the json stage's fast path (a scanner that
+// extracts only plain field paths) stores exactly what the full decode
+// (encoding/json + go-jmespath) stores, and accepts exactly the lines it
+// accepts.
+func FuzzJSONFastPath(f *testing.F) {
+	for _, l := range tracingLines(f)[:8] {
+		f.Add(uint8(0), l)
+		f.Add(uint8(1), l)
+	}
+	for _, l := range []string{
+		`{"a":{"b":{"c":1}},"a":{"b":2}}`,
+		`{"a":{"b":{"c":"x"}},"x":{"y":[1,{"z":null}]},"arr":[true,false,null,"s",1.5e3,{"k":"v"}]}`,
+		`{"a-b":"dash","a":"\u0041\ud83d\ude00\ud800x","n":-0.0e-0}`,
+		`{"n":1e400}`, `{"n":1e-400}`, `{"n":123456789012345678901234567890}`, `{"n":01}`, `{"n":1.}`, `{"n":-}`,
+		` null `, `null`, `nul`, `[]`, `"s"`, `{}`, ``, `{"a":1}x`, `{"a":1,}`, `{,}`, `{"a" 1}`,
+		"{\"a\":\"\xff\xfe\"}", "{\"\xffa\":1,\"a\":\"\xed\xa0\x80\"}", "{\"a\":\"tab\there\"}", `{"a":"\x"}`, `{"a":"\u12"}`,
+		`{"\u0061":{"b":true},"a":{"b":false,"c":{}}}`, `{"a":{"b":{"c":[]}}}`,
+		`{"x":` + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + `}`,
+		`{"x":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+		`{"a":"<html> & \u2028"}`, `{"span":{"k":"\b\f\u0001\u001f\u007f\u2029\"\\","\u00e9":1,"b":[0.000001,1e-7,-0,1E+2]}}`,
+		"{\"span\":{\"\xff\":\"\xe2\x80\xa8\",\"k\":{\"k\":2,\"k\":[{\"b\":1,\"a\":2}]}}}", `{"a":{"z":1,"b":{"y":"<"},"a":[1.0,1e21,1e-7,100000000000000000000]}}`,
+	} {
+		for set := range jsonFastPathExprs {
+			f.Add(uint8(set), l)
+		}
+	}
+	var stagesBySet []*jsonStage
+	for _, exprs := range jsonFastPathExprs {
+		var n yaml.Node
+		require.NoError(f, yaml.Unmarshal([]byte(`{expressions: `+exprs+`}`), &n))
+		st, err := newJSONStage(nil, nil, n.Content[0])
+		require.NoError(f, err)
+		s := st.(*jsonStage)
+		require.NotNil(f, s.fast, "fast path for %s", exprs)
+		stagesBySet = append(stagesBySet, s)
+	}
+	f.Fuzz(func(t *testing.T, set uint8, line string) {
+		s := stagesBySet[int(set)%len(stagesBySet)]
+		fast := Entry{Line: line, Extracted: map[string]any{}}
+		full := Entry{Line: line, Extracted: map[string]any{}}
+		keepFast := s.processFast(&fast, line)
+		keepFull := s.processFull(&full, line)
+		if keepFast != keepFull {
+			t.Fatalf("keep: fast %v, full %v", keepFast, keepFull)
+		}
+		if !reflect.DeepEqual(fast.Extracted, full.Extracted) {
+			t.Fatalf("extracted:\nfast %#v\nfull %#v", fast.Extracted, full.Extracted)
+		}
+		// malformed lines are told apart the same way
+		var m map[string]any
+		if accepted := s.fast.extract(line); accepted != (json.Unmarshal([]byte(line), &m) == nil) {
+			t.Fatalf("fast path accepts %v, encoding/json accepts %v", accepted, !accepted)
 		}
 	})
 }

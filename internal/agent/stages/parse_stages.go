@@ -63,6 +63,7 @@ type jsonExpr struct {
 type jsonStage struct {
 	cfg   jsonConfig
 	exprs []jsonExpr
+	fast  *jsonFastPath // nil unless every expression is a plain field path
 }
 
 func newJSONStage(_ *builder, _ *builtStage, n *yaml.Node) (any, error) {
@@ -88,6 +89,7 @@ func newJSONStage(_ *builder, _ *builtStage, n *yaml.Node) (any, error) {
 		}
 		s.exprs = append(s.exprs, jsonExpr{name: name, expr: text, path: p})
 	}
+	s.fast = newJSONFastPath(s.exprs)
 	return s, nil
 }
 
@@ -96,6 +98,28 @@ func (s *jsonStage) process(e *Entry) bool {
 	if !ok {
 		return true
 	}
+	if s.fast != nil {
+		return s.processFast(e, in)
+	}
+	return s.processFull(e, in)
+}
+
+// processFast extracts plain field paths with one scan of the line.
+func (s *jsonStage) processFast(e *Entry, in string) bool {
+	if !s.fast.extract(in) {
+		return !s.cfg.DropMalformed
+	}
+	for i, x := range s.exprs {
+		if v, ok := s.fast.value(in, i); ok {
+			e.Extracted[x.name] = v
+		}
+	}
+	return true
+}
+
+// processFull decodes the whole line and evaluates each JMESPath
+// expression on it.
+func (s *jsonStage) processFull(e *Entry, in string) bool {
 	var data map[string]any
 	if err := json.Unmarshal([]byte(in), &data); err != nil {
 		return !s.cfg.DropMalformed

@@ -2,6 +2,7 @@ package stages
 
 import (
 	"fmt"
+	"os"
 	"testing"
 	"time"
 )
@@ -64,4 +65,25 @@ func BenchmarkLogfmt(b *testing.B) {
 - labels: {level: }
 - timestamp: {source: ts, format: RFC3339Nano}
 `, lines)
+}
+
+// BenchmarkPipelineRustSeed runs the seed "Promtail Configuration for Rust
+// Logs" pipeline unchanged (json with 8 expressions + labels + timestamp +
+// template + output) over tracing JSON.
+func BenchmarkPipelineRustSeed(b *testing.B) {
+	text, err := os.ReadFile("testdata/rust_seed_pipeline.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPipeline(b, string(text), tracingLines(b))
+}
+
+// BenchmarkPipelineRustTracing runs the corrected tracing pipeline
+// (testdata/rust_tracing_pipeline.yaml).
+func BenchmarkPipelineRustTracing(b *testing.B) {
+	text, err := os.ReadFile("testdata/rust_tracing_pipeline.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPipeline(b, string(text), tracingLines(b))
 }

@@ -1,10 +1,12 @@
 package stages
 
 import (
+	"maps"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/require"
 )
 
 // f runs cfg over the inputs with Process+Flush and compares the outputs.
@@ -471,4 +473,41 @@ func TestMultilineReservedKeysFromNewestLine(t *testing.T) {
 		{Labels: ls("app", "a"), Timestamp: ts0, Line: "[1] a\n b\n c", Extracted: map[string]any{"app": "a", ReservedPrefix + "ack": 3, "n": 1}},
 		{Labels: ls("app", "a"), Timestamp: ts0, Line: "[2] d", Extracted: map[string]any{"app": "a", ReservedPrefix + "ack": 4, "n": 4}},
 	}, out)
+}
+
+// TestTemplateSimpleMatchesExecute checks that templates made only of text
+// and {{ .key }} render without text/template exactly as Execute does.
+func TestTemplateSimpleMatchesExecute(t *testing.T) {
+	datas := []map[string]any{
+		{},
+		{"message": "payment processed", "level": "INFO", "output": "old", "n": 12.5, "b": true, "nil": nil},
+		{"Value": "v", "Entry": "e", "message": ""},
+		{"output": 3.0, "Value": nil},
+	}
+	f := func(tmpl string, simple bool) {
+		t.Helper()
+		st, err := parseTemplate(tmpl)
+		require.NoError(t, err)
+		s := &templateStage{source: "output", tmpl: st, simple: simpleTemplate(st)}
+		require.Equal(t, simple, s.simple != nil, "simple: %q", tmpl)
+		for _, d := range datas {
+			a := Entry{Line: "the line", Extracted: maps.Clone(d)}
+			b := Entry{Line: "the line", Extracted: maps.Clone(d)}
+			s.process(&a)
+			s.simple = nil
+			s.process(&b)
+			s.simple = simpleTemplate(st)
+			require.Equal(t, b.Extracted, a.Extracted, "template %q over %v", tmpl, d)
+		}
+	}
+	f(`{{ .message }}`, true)
+	f(`{{.level}} {{ .message }} ({{ .n }}/{{ .b }}/{{ .nil }}/{{ .missing }})`, true)
+	f(`{{ .Value }}|{{ .Entry }}|{{- .output -}}|`, true)
+	f(`plain text`, true)
+	f(`{{ .message | ToUpper }}`, false)
+	f(`{{ ToUpper .message }}`, false)
+	f(`{{ if .level }}x{{ end }}`, false)
+	f(`{{ $.message }}`, false)
+	f(`{{ .a.b }}`, false)
+	f(``, false)
 }

@@ -174,6 +174,82 @@ type templateStage struct {
 	source string
 	tmpl   *template.Template
 	fields []string
+	simple []simplePart // non-nil when the template is only text and {{ .key }}
+	buf    []byte       // scratch for simple; process runs one entry at a time
+}
+
+// simplePart is a piece of a template made only of text and root field
+// references: the text, or the field name when isField.
+type simplePart struct {
+	text    string
+	isField bool
+}
+
+// simpleTemplate returns the parts of a template made only of text and
+// {{ .key }} actions, or nil. Such a template renders without reflection.
+func simpleTemplate(t *template.Template) []simplePart {
+	if t.Tree == nil || t.Tree.Root == nil || len(t.Tree.Root.Nodes) == 0 || len(t.Templates()) > 1 {
+		return nil
+	}
+	parts := []simplePart{}
+	for _, n := range t.Tree.Root.Nodes {
+		switch n := n.(type) {
+		case *parse.TextNode:
+			parts = append(parts, simplePart{text: string(n.Text)})
+		case *parse.ActionNode:
+			p := n.Pipe
+			if p == nil || p.IsAssign || len(p.Decl) > 0 || len(p.Cmds) != 1 || len(p.Cmds[0].Args) != 1 {
+				return nil
+			}
+			f, ok := p.Cmds[0].Args[0].(*parse.FieldNode)
+			if !ok || len(f.Ident) != 1 {
+				return nil
+			}
+			parts = append(parts, simplePart{text: f.Ident[0], isField: true})
+		default:
+			return nil
+		}
+	}
+	return parts
+}
+
+// renderSimple renders a simple template with what Execute would print:
+// the field's string form, or "<no value>" when templateData would not
+// hold the key.
+func (s *templateStage) renderSimple(e *Entry) string {
+	b := s.buf[:0]
+	for _, p := range s.simple {
+		if !p.isField {
+			b = append(b, p.text...)
+			continue
+		}
+		var v string
+		ok := false
+		switch p.text {
+		case "Entry":
+			v, ok = e.Line, true
+		case "Value":
+			if v, ok = toStringKey(e.Extracted, s.source); !ok {
+				v, ok = toStringKey(e.Extracted, "Value")
+			}
+		default:
+			v, ok = toStringKey(e.Extracted, p.text)
+		}
+		if !ok {
+			v = "<no value>"
+		}
+		b = append(b, v...)
+	}
+	s.buf = b
+	return string(b)
+}
+
+func toStringKey(m map[string]any, k string) (string, bool) {
+	v, ok := m[k]
+	if !ok {
+		return "", false
+	}
+	return toString(v)
 }
 
 func newTemplateStage(_ *builder, _ *builtStage, n *yaml.Node) (any, error) {
@@ -188,10 +264,18 @@ func newTemplateStage(_ *builder, _ *builtStage, n *yaml.Node) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &templateStage{source: cfg.Source, tmpl: t, fields: templateFields(t)}, nil
+	return &templateStage{source: cfg.Source, tmpl: t, fields: templateFields(t), simple: simpleTemplate(t)}, nil
 }
 
 func (s *templateStage) process(e *Entry) bool {
+	if s.simple != nil {
+		if out := s.renderSimple(e); out == "" {
+			delete(e.Extracted, s.source)
+		} else {
+			e.Extracted[s.source] = out
+		}
+		return true
+	}
 	td := templateData(e.Extracted, 2)
 	if v, ok := td[s.source]; ok {
 		td["Value"] = v
