@@ -250,20 +250,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	var jobs []*job
 	var fanWG, srcWG sync.WaitGroup
 	startJob := func(sc ScrapeConfig) (*job, error) {
-		targetLabels := []string{labelFilename}
-		for _, s := range sc.StaticConfigs {
-			for k := range s.Labels {
-				targetLabels = append(targetLabels, k)
-			}
-		}
-		for _, rc := range sc.RelabelConfigs {
-			if rc.TargetLabel != "" {
-				targetLabels = append(targetLabels, rc.TargetLabel)
-			}
-		}
 		p, err := stages.NewPipeline(sc.PipelineStages, stages.Options{
 			Logger: a.logger.With("job", sc.JobName), Registerer: a.opts.StageRegistry,
-			JobName: sc.JobName, Inspect: a.opts.Inspect, TargetLabels: targetLabels,
+			JobName: sc.JobName, Inspect: a.opts.Inspect, TargetLabels: targetLabels(sc),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("scrape config %s: %w", sc.JobName, err)
@@ -322,6 +311,43 @@ func (a *Agent) Run(ctx context.Context) error {
 	stopPositions()
 	perr := <-posDone
 	return errors.Join(err, perr)
+}
+
+// targetLabels are the labels every entry of sc carries when it enters
+// the pipeline: filename, the static labels and relabel targets.
+func targetLabels(sc ScrapeConfig) []string {
+	out := []string{labelFilename}
+	for _, s := range sc.StaticConfigs {
+		for k := range s.Labels {
+			out = append(out, k)
+		}
+	}
+	for _, rc := range sc.RelabelConfigs {
+		if rc.TargetLabel != "" {
+			out = append(out, rc.TargetLabel)
+		}
+	}
+	return out
+}
+
+// PipelineWarnings builds every scrape config's pipeline as Run does and
+// returns its load-time warnings (a stage reading a key no earlier stage
+// can produce, JSON shape mistakes, ...), each prefixed with
+// "scrape config <job_name>: ". It fails on the first pipeline that does
+// not build.
+func PipelineWarnings(cfg *Config) ([]string, error) {
+	var out []string
+	for _, sc := range cfg.ScrapeConfigs {
+		p, err := stages.NewPipeline(sc.PipelineStages, stages.Options{JobName: sc.JobName, TargetLabels: targetLabels(sc)})
+		if err != nil {
+			return nil, fmt.Errorf("scrape config %s: %w", sc.JobName, err)
+		}
+		for _, w := range p.Warnings() {
+			out = append(out, "scrape config "+sc.JobName+": "+w)
+		}
+		p.Close()
+	}
+	return out, nil
 }
 
 // startSources starts the file, syslog and push sources of every job.

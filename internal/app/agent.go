@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"github.com/ledgerlog/ledgerlog/internal/agent"
-	"github.com/ledgerlog/ledgerlog/internal/agent/stages"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -120,16 +119,20 @@ func RunAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if fl.checkSyntax {
-		for _, sc := range cfg.ScrapeConfigs {
-			p, err := stages.NewPipeline(sc.PipelineStages, stages.Options{JobName: sc.JobName})
-			if err != nil {
-				return fmt.Errorf("%s: scrape config %s: %w", fl.configFile, sc.JobName, err)
-			}
-			p.Close()
+	if fl.checkSyntax || fl.inspect {
+		// pipeline warnings are printed by name: a config that parses can
+		// still read keys nothing sets (the seed Rust config's message)
+		warnings, err := agent.PipelineWarnings(cfg)
+		if err != nil {
+			return fmt.Errorf("%s: %w", fl.configFile, err)
 		}
-		fmt.Fprintln(stdout, "Valid config file! No syntax issues found")
-		return nil
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		if fl.checkSyntax {
+			fmt.Fprintln(stdout, "Valid config file! No syntax issues found")
+			return nil
+		}
 	}
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.Server.LogLevel))

@@ -145,3 +145,48 @@ scrape_configs:
 	_, body = get("/metrics")
 	require.Contains(t, body, "promtail_config_reload_success_total 1")
 }
+
+// TestRunAgentPrintsPipelineWarnings checks that -check-syntax and -inspect
+// name the keys the seed Rust config reads at top level while tracing JSON
+// nests them under fields.
+func TestRunAgentPrintsPipelineWarnings(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("POSITIONS_DIR", dir)
+	t.Setenv("LOKI_ADDR", "127.0.0.1:1")
+	t.Setenv("LOG_DIR", dir)
+	args := []string{"-config.file=../testdata/promtail-rust.yaml", "-config.expand-env=true"}
+	wantWarnings := func(stderr string) {
+		t.Helper()
+		for _, key := range []string{"message", "event"} {
+			require.Contains(t, stderr, `warning: scrape config rust-fintech-app: stage 1 (json): JMESPath "`+key+`" for key "`+key+`" reads the top-level field only`)
+			require.Contains(t, stderr, "write "+key+": fields."+key)
+		}
+		require.Contains(t, stderr, "read by stage 4 (template)")
+		require.Contains(t, stderr, "read by stage 2 (labels)")
+	}
+
+	var out, errOut bytes.Buffer
+	require.NoError(t, app.RunAgent(context.Background(), append(args, "-check-syntax"), &out, &errOut))
+	require.Equal(t, "Valid config file! No syntax issues found\n", out.String())
+	wantWarnings(errOut.String())
+
+	// -inspect (with -dry-run) prints them before it shows the stages at
+	// work on a tracing line
+	line := `{"timestamp":"2026-11-25T00:00:00.123456Z","level":"INFO","fields":{"message":"payment processed","event":"payment_processed"},"target":"payments","span":{"name":"process_payment"}}`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "app.log"), []byte(line+"\n"), 0o644))
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- app.RunAgent(ctx, append(args, "-dry-run", "-inspect", "-server.http-listen-port=0"), &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stdout.String(), "<no value>") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	require.Contains(t, stdout.String(), "<no value>", "the seed config replaces every line with the template's missing key")
+	wantWarnings(stderr.String())
+	require.Contains(t, stderr.String(), "[inspect: json stage]")
+}
