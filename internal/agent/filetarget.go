@@ -433,7 +433,7 @@ func (j *fileJob) start(ctx context.Context, ft *fileTarget) {
 					return ctx.Err()
 				}
 				env.metrics.droppedEntries.WithLabelValues("", "", reasonReadRate).Inc()
-				ft.src.ticket(pos) // covered by the next acknowledged line
+				ft.src.skip(pos)
 				return nil
 			}
 		}

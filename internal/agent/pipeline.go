@@ -113,9 +113,7 @@ func (r *ackRegistry) remove(s *ackSource) {
 }
 
 // ticket records pos as the position after a line and returns the ticket
-// to store under ackKey. A line dropped before it enters the pipeline
-// takes a ticket too (and discards it), so that it is covered by the next
-// acknowledged line and a restarted tailer resumes after it.
+// to store under ackKey.
 func (s *ackSource) ticket(pos Position) string {
 	s.mu.Lock()
 	s.seq++
@@ -188,6 +186,18 @@ func (s *ackSource) out(seq uint64) (Position, bool) {
 	return s.pending[i].pos, true
 }
 
+// skip records a line dropped before it entered the pipeline: it needs
+// no acknowledgement, and it is committed as soon as every line before it
+// is.
+func (s *ackSource) skip(pos Position) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq++
+	s.pending = append(s.pending, pendingPos{seq: s.seq, pos: pos, state: ticketAcked})
+	s.read, s.hasRead = pos, true
+	s.commitLocked()
+}
+
 // ack marks seq acknowledged and commits the position of the longest
 // acknowledged prefix.
 func (s *ackSource) ack(seq uint64) {
@@ -196,6 +206,12 @@ func (s *ackSource) ack(seq uint64) {
 	if i := s.index(seq); i >= 0 {
 		s.pending[i].state = ticketAcked
 	}
+	s.commitLocked()
+}
+
+// commitLocked commits the position of the longest acknowledged prefix.
+// Called with s.mu held.
+func (s *ackSource) commitLocked() {
 	n := 0
 	for n < len(s.pending) && s.pending[n].state == ticketAcked {
 		n++

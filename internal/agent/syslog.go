@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,7 +154,7 @@ func newSyslogTarget(job string, cfg SyslogConfig, rl []*relabel.Config, env *jo
 		return nil, fmt.Errorf("syslog listen tcp %s: %w", cfg.ListenAddress, err)
 	}
 	if cfg.TLSConfig != nil {
-		tc, err := promconfig.NewTLSConfig(cfg.TLSConfig)
+		tc, err := serverTLSConfig(cfg.TLSConfig)
 		if err != nil {
 			_ = ln.Close()
 			return nil, fmt.Errorf("syslog tls: %w", err)
@@ -161,6 +163,44 @@ func newSyslogTarget(job string, cfg SyslogConfig, rl []*relabel.Config, env *jo
 	}
 	t.ln, t.addr = ln, ln.Addr().String()
 	return t, nil
+}
+
+// serverTLSConfig is the listener side of tls_config, as Promtail's
+// syslog target reads it: cert_file and key_file are the server's
+// certificate (read again on every handshake, so a renewed certificate is
+// picked up); with ca_file, clients must present a certificate it signed.
+func serverTLSConfig(c *promconfig.TLSConfig) (*tls.Config, error) {
+	if c.CertFile == "" || c.KeyFile == "" {
+		return nil, errors.New("tls_config needs cert_file and key_file")
+	}
+	if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+		return nil, fmt.Errorf("load certificate %s: %w", c.CertFile, err)
+	}
+	tc := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("load certificate %s: %w", c.CertFile, err)
+			}
+			return &cert, nil
+		},
+	}
+	if c.MinVersion != 0 {
+		tc.MinVersion = uint16(c.MinVersion)
+	}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read ca_file %s: %w", c.CAFile, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ca_file %s: no certificates", c.CAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return tc, nil
 }
 
 // run serves until ctx is done.

@@ -32,14 +32,14 @@ func freePort(t *testing.T) int {
 }
 
 // startServer runs `ledgerlog server` in-process and waits for /ready.
-func startServer(t *testing.T) string {
+func startServer(t *testing.T, extra ...string) string {
 	t.Helper()
 	port := freePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- app.RunServer(ctx, []string{"-server.http-listen-port=" + strconv.Itoa(port),
-			"-server.http-listen-address=127.0.0.1", "-common.path-prefix=" + t.TempDir()}, io.Discard, io.Discard)
+		done <- app.RunServer(ctx, append([]string{"-server.http-listen-port=" + strconv.Itoa(port),
+			"-server.http-listen-address=127.0.0.1", "-common.path-prefix=" + t.TempDir()}, extra...), io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -82,9 +82,20 @@ type queryResult struct {
 
 func queryAll(t *testing.T, addr, selector string, start, end time.Time) map[int64]map[string]string {
 	t.Helper()
+	return queryTenant(t, addr, "", selector, start, end)
+}
+
+// queryTenant runs a range query as tenant (no X-Scope-OrgID when empty).
+func queryTenant(t *testing.T, addr, tenant, selector string, start, end time.Time) map[int64]map[string]string {
+	t.Helper()
 	q := url.Values{"query": {selector}, "limit": {"5000"}, "direction": {"forward"},
 		"start": {strconv.FormatInt(start.UnixNano(), 10)}, "end": {strconv.FormatInt(end.UnixNano(), 10)}}
-	resp, err := http.Get("http://" + addr + "/loki/api/v1/query_range?" + q.Encode())
+	req, err := http.NewRequest(http.MethodGet, "http://"+addr+"/loki/api/v1/query_range?"+q.Encode(), nil)
+	require.NoError(t, err)
+	if tenant != "" {
+		req.Header.Set("X-Scope-OrgID", tenant)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
@@ -162,4 +173,84 @@ func TestSeedConfigToRealServer(t *testing.T) {
 	pos, ok := a.Positions().Get(filepath.Join(logDir, "fintech.log"))
 	require.True(t, ok)
 	require.EqualValues(t, len(src), pos.Offset)
+}
+
+// TestTenantStageToAuthServer ships lines whose tenant comes from the
+// tenant stage (a JSON field) and from a __tenant_id__ label to a server
+// with -auth.enabled: each tenant sees exactly its own lines, and lines
+// without a tenant go to the client's tenant_id.
+func TestTenantStageToAuthServer(t *testing.T) {
+	addr := startServer(t, "-auth.enabled")
+	dir := t.TempDir()
+	logDir := filepath.Join(dir, "logs")
+	require.NoError(t, os.MkdirAll(logDir, 0o755))
+	cfgText := `
+server: {http_listen_port: 0}
+positions: {filename: ` + dir + `/positions.yaml}
+clients:
+  - url: http://` + addr + `/loki/api/v1/push
+    tenant_id: fallback
+    batchwait: 100ms
+scrape_configs:
+  - job_name: tenants
+    static_configs:
+      - labels: {job: tenants, __path__: "` + logDir + `/*.log"}
+    pipeline_stages:
+      - json: {expressions: {org: org, n: n}}
+      - tenant: {source: org}
+      - match:
+          selector: '{job="tenants"} |= "\"label\""'
+          stages:
+            - static_labels: {__tenant_id__: from-label}
+`
+	cfg, err := agent.ParseConfig([]byte(cfgText), false)
+	require.NoError(t, err)
+	a, err := agent.New(cfg, agent.Options{})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+
+	want := map[string]int{}
+	var b strings.Builder
+	start := time.Now().Add(-time.Minute)
+	for i := range 60 {
+		switch i % 4 {
+		case 0:
+			fmt.Fprintf(&b, `{"org":"team-a","n":%d}`+"\n", i)
+			want["team-a"]++
+		case 1:
+			fmt.Fprintf(&b, `{"org":"team-b","n":%d}`+"\n", i)
+			want["team-b"]++
+		case 2:
+			fmt.Fprintf(&b, `{"n":%d}`+"\n", i)
+			want["fallback"]++
+		case 3:
+			fmt.Fprintf(&b, `{"org":"label","n":%d}`+"\n", i)
+			want["from-label"]++
+		}
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(logDir, "app.log"), []byte(b.String()), 0o644))
+	end := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		total := 0
+		for tenant := range want {
+			total += len(queryTenant(t, addr, tenant, `{job="tenants"}`, start, end))
+		}
+		if total >= 60 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	cancel()
+	require.NoError(t, <-done)
+	for tenant, n := range want {
+		got := queryTenant(t, addr, tenant, `{job="tenants"}`, start, end)
+		require.Len(t, got, n, "tenant %s", tenant)
+		for _, stream := range got {
+			require.NotContains(t, stream, "__tenant_id__")
+		}
+	}
+	require.Empty(t, queryTenant(t, addr, "nobody", `{job="tenants"}`, start, end))
 }
