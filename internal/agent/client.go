@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang/snappy"
@@ -58,17 +59,20 @@ type batchQueue interface {
 
 // memQueue is a bounded in-memory batchQueue.
 type memQueue struct {
-	ch   chan *wireBatch
-	head *wireBatch
+	ch      chan *wireBatch
+	head    *wireBatch   // owned by the popping goroutine
+	pending atomic.Int32 // pushed and not yet popped, including head
 }
 
 func newMemQueue(n int) *memQueue { return &memQueue{ch: make(chan *wireBatch, n)} }
 
 func (q *memQueue) Push(ctx context.Context, b *wireBatch) error {
+	q.pending.Add(1)
 	select {
 	case q.ch <- b:
 		return nil
 	case <-ctx.Done():
+		q.pending.Add(-1)
 		return ctx.Err()
 	}
 }
@@ -86,8 +90,8 @@ func (q *memQueue) Peek(ctx context.Context) (*wireBatch, error) {
 	}
 }
 
-func (q *memQueue) Pop() error   { q.head = nil; return nil }
-func (q *memQueue) Len() int     { return len(q.ch) }
+func (q *memQueue) Pop() error   { q.head = nil; q.pending.Add(-1); return nil }
+func (q *memQueue) Len() int     { return int(q.pending.Load()) }
 func (q *memQueue) Close() error { return nil }
 
 // Client batches entries and pushes them to one Loki-compatible endpoint.
@@ -224,14 +228,13 @@ func (c *Client) Run(ctx context.Context) error {
 		for _, t := range slices.Sorted(mapsKeys(batches)) {
 			flush(t, batches[t])
 		}
-		done := make(chan struct{})
-		go func() { wg.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(c.drainTimeout):
+		// give the sender up to drainTimeout to send what is queued
+		deadline := time.Now().Add(c.drainTimeout)
+		for c.queue.Len() > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
 		}
 		stopSend()
-		<-done
+		wg.Wait()
 		_ = c.queue.Close()
 	}
 	for {
