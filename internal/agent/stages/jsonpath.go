@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/ledgerlog/ledgerlog/internal/jsonenc"
 )
 
 // This file is the json stage's fast path. Most JMESPath expressions in
@@ -265,7 +267,7 @@ func (s *jsonScanner) canonical(dst []byte, scratch *[]member) []byte {
 				dst = append(dst, ',')
 			}
 			first = false
-			dst = appendJSONString(dst, m.key)
+			dst = jsonenc.AppendString(dst, m.key)
 			dst = append(dst, ':')
 			sub := jsonScanner{s: m.raw}
 			dst = sub.canonical(dst, scratch)
@@ -295,9 +297,9 @@ func (s *jsonScanner) canonical(dst []byte, scratch *[]member) []byte {
 		start := s.i
 		plain, _ := s.str()
 		if plain {
-			return appendJSONString(dst, s.s[start+1:s.i-1])
+			return jsonenc.AppendString(dst, s.s[start+1:s.i-1])
 		}
-		return appendJSONString(dst, unquote(s.s[start:s.i]))
+		return jsonenc.AppendString(dst, unquote(s.s[start:s.i]))
 	case c == 't':
 		s.i += 4
 		return append(dst, "true"...)
@@ -339,60 +341,6 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as encoding/json encodes a string with HTML
-// escaping (json.Marshal's default).
-func appendJSONString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '\\', '"':
-				dst = append(dst, '\\', b)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
 
 // jsonScanner validates JSON the way encoding/json does and records the
 // requested values on the way.

@@ -7,8 +7,8 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
+	"github.com/ledgerlog/ledgerlog/internal/jsonenc"
 	"github.com/ledgerlog/ledgerlog/internal/model"
 	"github.com/ledgerlog/ledgerlog/internal/tenant"
 )
@@ -61,56 +61,8 @@ func writeRaw(w http.ResponseWriter, b []byte) {
 	_, _ = w.Write(b)
 }
 
-// appendJSONString appends s as a JSON string (valid UTF-8 guaranteed:
-// invalid bytes become U+FFFD, as encoding/json does).
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
-}
+// appendJSONString appends s as encoding/json writes a string.
+func appendJSONString(dst []byte, s string) []byte { return jsonenc.AppendString(dst, s) }
 
 func appendLabelsJSON(dst []byte, ls model.Labels) []byte {
 	dst = append(dst, '{')
