@@ -341,7 +341,6 @@ func appendJSONFloat(dst []byte, f float64) []byte {
 	return dst
 }
 
-
 // jsonScanner validates JSON the way encoding/json does and records the
 // requested values on the way.
 type jsonScanner struct {
